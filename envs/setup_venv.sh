@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Create .venv with pinned torch first (a CPU build where the machine offers one: an unpinned torch pulls a
+# multi-GB CUDA build), then the pinned rest. Usage: bash envs/setup_venv.sh [VENV_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${1:-.venv}"
+PYTHON="${PYTHON:-python3}"
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q "torch==2.13.0"
+"$VENV/bin/python" -m pip install -q -r requirements.txt -c requirements.lock
+"$VENV/bin/python" -c "import torch, transformers, peft, trl, bitsandbytes, lm_eval, snakemake; print('torch', torch.__version__, 'transformers', transformers.__version__, 'lm_eval ok')"

@@ -1,0 +1,81 @@
+"""Shared test set-up: offline Hugging Face, the scripts package on sys.path, and Snakemake runs in temp dirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))
+
+# Nothing may come from a hub, in tests or in the Snakemake jobs they start.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def load_default_config() -> dict:
+    with open(REPO / "config" / "config.yaml", encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    return path
+
+
+def run_snakemake(workdir: Path, *args: str, config: Path | None = None, check: bool = True,
+                  timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run this repo's workflow with workdir as the working directory."""
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    if config is not None:
+        cmd += ["--configfile", str(config)]
+    cmd += list(args)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}): {' '.join(cmd)}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path, *args: str, config: Path | None = None) -> dict[str, int]:
+    """Rule -> job count from a dry run (`snakemake -n`): what would run now."""
+    out = run_snakemake(workdir, "-n", "--quiet", "rules", *args, config=config)
+    counts: dict[str, int] = {}
+    text = out.stdout + out.stderr
+    in_table = False
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+            continue
+        if in_table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] != "total":
+                counts[parts[0]] = int(parts[1])
+        elif in_table and parts and not set(line.strip()) <= set("- "):
+            in_table = False
+    return counts
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The default demo config, run once end to end in a temp dir: (workdir, seconds)."""
+    import time
+
+    workdir = tmp_path_factory.mktemp("demo")
+    config = write_config(workdir, load_default_config())
+    started = time.time()
+    run_snakemake(workdir, "--cores", "all", "--resources", "gpu=1", config=config)
+    return workdir, time.time() - started, config

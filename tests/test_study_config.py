@@ -1,0 +1,398 @@
+"""The MAPLE study config (config/maple.yaml): it plans offline, its DAG is the study grid, and every task language
+resolves to a task lm-eval has (built in, or shipped in workflow/resources/lm_eval_tasks).
+
+Nothing here loads a model or touches the network: the dry runs execute under a guard that fails on any internet
+connection, host lookup or import of a model library, and lm-eval's task files are read as text / YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+
+STUDY_CONFIG = REPO / "config" / "maple.yaml"
+SHIPPED_TASKS = REPO / "workflow" / "resources" / "lm_eval_tasks"
+XLSUM_DIR = SHIPPED_TASKS / "maple_xlsum"
+
+# Libraries whose import during planning would mean a model, a dataset or lm-eval is being loaded.
+MODEL_LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets", "lm_eval", "vllm")
+NETWORK_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
+               "HF_ENDPOINT", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy",
+               "NO_PROXY", "no_proxy")
+
+# A sitecustomize module put first on the dry run's PYTHONPATH: it records and refuses internet connections, host
+# lookups and imports of model libraries in the Snakemake process.
+GUARD = '''
+import os, socket, sys
+
+_LOG = os.environ["MAPLE_PLANNING_GUARD_LOG"]
+_BLOCKED = set(os.environ["MAPLE_PLANNING_GUARD_MODULES"].split(","))
+_LOCAL = {None, "", "localhost", "127.0.0.1", "::1"}
+
+
+def _refuse(what):
+    with open(_LOG, "a", encoding="utf-8") as f:
+        f.write(what + "\\n")
+    raise RuntimeError("maple planning guard: planning must not " + what)
+
+
+_connect, _connect_ex, _getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in _LOCAL:
+        _refuse("connect to %r" % (address,))
+    return _connect(self, address)
+
+
+def connect_ex(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in _LOCAL:
+        _refuse("connect to %r" % (address,))
+    return _connect_ex(self, address)
+
+
+def getaddrinfo(host, *args, **kwargs):
+    if host not in _LOCAL:
+        _refuse("look up host %r" % (host,))
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+
+
+class _BlockModelLibraries:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _BLOCKED:
+            _refuse("import " + name)
+        return None
+
+
+sys.meta_path.insert(0, _BlockModelLibraries())
+'''
+
+
+def load_study() -> dict:
+    with open(STUDY_CONFIG, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def expected_jobs(config: dict) -> dict[str, int]:
+    """Rule -> job count of a first dry run, from the config's grid."""
+    n_models, n_datasets = len(config["models"]), len(config["datasets"])
+    ranks, bits = config["finetune"]["ranks"], config["finetune"]["bits"]
+    adapters_per_model = n_datasets * len(ranks) * len(bits)
+    built = sum(1 for m in config["models"].values() if "build" in m)
+    jobs = {
+        "synth_data": n_datasets,
+        "finetune": n_models * adapters_per_model,
+        **{f"evaluate_{task}": n_models * (1 + adapters_per_model) for task in config["evaluation"]["tasks"]},
+        "aggregate": 1,
+        "plot": n_models,
+        "all": 1,
+    }
+    if built:
+        jobs["build_tiny_model"] = built
+    return jobs
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """Rule -> count from the "Job stats:" table(s) Snakemake prints for a dry run:
+
+        Job stats:
+        job                     count
+        --------------------  -------
+        evaluate_belebele          74
+        ...
+        total                     596
+    """
+    counts: dict[str, int] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.split() != ["job", "count"]:
+            continue
+        for row in lines[i + 1:]:
+            parts = row.split()
+            if parts and set(row.strip()) <= set("- "):
+                continue  # the rule under the header
+            if len(parts) != 2 or not parts[1].isdigit():
+                break
+            if parts[0] != "total":
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="module", params=["hf_offline", "network_env_unset"])
+def dry_run(request, tmp_path_factory):
+    """A dry run of the study in an empty workdir, with the hub marked offline, or with every network-related
+    variable unset (then only the guard stands between planning and the network): (jobs, output, guard_log)."""
+    workdir = tmp_path_factory.mktemp(f"study-{request.param}")
+    guard_dir = tmp_path_factory.mktemp(f"guard-{request.param}")
+    (guard_dir / "sitecustomize.py").write_text(GUARD, encoding="utf-8")
+    guard_log = guard_dir / "violations.log"
+    with pytest.MonkeyPatch.context() as mp:
+        for name in NETWORK_ENV:
+            mp.delenv(name, raising=False)
+        if request.param == "hf_offline":
+            for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+                mp.setenv(name, "1")
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(guard_dir), os.environ.get("PYTHONPATH")])))
+        mp.setenv("MAPLE_PLANNING_GUARD_LOG", str(guard_log))
+        mp.setenv("MAPLE_PLANNING_GUARD_MODULES", ",".join(MODEL_LIBRARIES))
+        result = run_snakemake(workdir, "-n", "--quiet", "rules", config=STUDY_CONFIG, timeout=600)
+    output = result.stdout + result.stderr
+    violations = guard_log.read_text(encoding="utf-8") if guard_log.exists() else ""
+    return job_stats(output), output, violations
+
+
+def test_study_plans_offline_without_loading_models(dry_run):
+    jobs, output, violations = dry_run
+    assert violations == "", f"planning touched the network or a model library:\n{violations}"
+    assert "maple planning guard" not in output
+    assert jobs, f"no job table in the dry run output:\n{output[-3000:]}"
+
+
+def test_study_dry_run_is_the_grid(dry_run):
+    jobs, output, _ = dry_run
+    config = load_study()
+    expected = expected_jobs(config)
+    assert jobs == expected
+    assert jobs.get("build_tiny_model", 0) == 0  # hub models only
+    # The grid itself: every (model, dataset, rank, bits) adapter, and per task the base plus every adapter.
+    adapters = len(config["datasets"]) * len(config["finetune"]["ranks"]) * len(config["finetune"]["bits"])
+    assert jobs["finetune"] == len(config["models"]) * adapters
+    for task in config["evaluation"]["tasks"]:
+        assert jobs[f"evaluate_{task}"] == len(config["models"]) * (adapters + 1)
+
+
+def test_study_is_the_paper_grid():
+    config = load_study()
+    assert {m["hub_id"] for m in config["models"].values()} == {"meta-llama/Llama-2-7b-hf", "mistralai/Mistral-7B-v0.1"}
+    assert sorted(config["finetune"]["ranks"]) == [2, 4, 8, 16, 32, 64]
+    assert sorted(config["finetune"]["bits"]) == [4, 8, 16]
+    assert {d["backend"] for d in config["datasets"].values()} == {"generate", "translate"}
+    assert expected_jobs(config)["finetune"] == 72
+
+
+def test_study_resolves():
+    from maple.config import resolve_study
+
+    study = resolve_study(load_study())
+    assert len(study.finetunes) == expected_jobs(load_study())["finetune"]
+    assert all(t.source == "lm_eval" for t in study.tasks.values())
+
+
+# --- The languages table ----------------------------------------------------------------------------------------
+
+
+def test_languages_table():
+    from maple.data.filters import known_script
+
+    languages = load_study()["languages"]
+    assert len(languages) >= 35
+    for lang, facts in languages.items():
+        assert facts["resource"] == ("high" if facts["joshi_class"] >= 4 else "low"), lang
+        assert known_script(facts["script"]), f"{lang}: script {facts['script']} unknown to the script filter"
+        codes = facts.get("codes", {})
+        for key in ("belebele", "nllb"):
+            if key in codes:
+                assert re.fullmatch(r"[a-z]{3}_[A-Z][a-z]{3}", codes[key]), (lang, key, codes[key])
+        if "belebele" in codes:
+            # FLORES-200 codes end in the script (Hang: Korean's Hangul inside Kore).
+            assert codes["belebele"].endswith(facts["script"]) or (facts["script"], codes["belebele"][-4:]) == ("Kore", "Hang")
+    used = {lang for d in load_study()["datasets"].values() for lang in d["languages"]}
+    used |= {lang for t in load_study()["evaluation"]["tasks"].values() for lang in t["languages"]}
+    assert set(languages) == used, f"languages no dataset or task uses: {sorted(set(languages) - used)}"
+
+
+# --- Tasks: every resolved name exists in lm-eval ----------------------------------------------------------------
+
+
+def lm_eval_tasks_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("lm_eval")  # located, not imported
+    assert spec is not None and spec.submodule_search_locations, "lm_eval is not installed"
+    return Path(list(spec.submodule_search_locations)[0]) / "tasks"
+
+
+TASK_LINE = re.compile(r"^task:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def builtin_tasks() -> dict[str, Path]:
+    """lm-eval's built-in task names -> their YAML file, from the `task:` lines of lm_eval/tasks/**/*.yaml."""
+    names: dict[str, Path] = {}
+    for path in sorted(lm_eval_tasks_dir().rglob("*.yaml")):
+        for name in TASK_LINE.findall(path.read_text(encoding="utf-8", errors="replace")):
+            names.setdefault(name, path)
+    assert len(names) > 1000
+    return names
+
+
+@pytest.fixture(scope="module")
+def shipped_tasks() -> dict[str, Path]:
+    """The tasks this repo ships, indexed as lm-eval's TaskManager indexes its include_path."""
+    from lm_eval.tasks._index import Kind, TaskIndex
+
+    index = TaskIndex.build([SHIPPED_TASKS])
+    return {name: entry.yaml_path for name, entry in index.items() if entry.kind == Kind.TASK}
+
+
+def task_config(path: Path) -> dict:
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    return load_yaml(path, resolve_func=False, recursive=True)
+
+
+def test_every_task_language_is_an_lm_eval_task(builtin_tasks, shipped_tasks):
+    from maple.config import resolve_study
+
+    assert not set(builtin_tasks) & set(shipped_tasks), "a shipped task would shadow a built-in one"
+    study = resolve_study(load_study())
+    missing = [
+        f"{alias}/{lang}: {name}"
+        for alias, task in study.tasks.items()
+        for lang, name in task.lm_eval_names.items()
+        if name not in builtin_tasks and name not in shipped_tasks
+    ]
+    assert not missing, f"task names lm-eval does not have: {missing}"
+
+
+def test_task_metrics_are_reported_by_lm_eval(builtin_tasks, shipped_tasks):
+    from maple.config import resolve_study
+
+    study = resolve_study(load_study())
+    for alias, task in study.tasks.items():
+        for lang, name in task.lm_eval_names.items():
+            cfg = task_config(builtin_tasks.get(name) or shipped_tasks[name])
+            assert cfg.get("task") == name
+            metrics = [m["metric"] for m in cfg.get("metric_list", [])]
+            assert task.metric in metrics, f"{alias}/{lang}: {name} reports {metrics}, not {task.metric!r}"
+
+
+def test_each_task_has_every_table_language_with_its_code():
+    """A table language with a code for a task is in that task's languages (no silently dropped language)."""
+    config = load_study()
+    for alias, spec in config["evaluation"]["tasks"].items():
+        code_key = spec.get("code_key", alias)
+        with_code = {lang for lang, facts in config["languages"].items() if code_key in facts.get("codes", {})}
+        assert set(spec["languages"]) == with_code, alias
+
+
+# --- Datasets: every key is one its backend reads ------------------------------------------------------------------
+
+COMMON_DATASET_KEYS = {"backend", "languages", "n_train_per_language", "n_eval_per_language", "max_examples"}
+
+
+def backend_keys(backend: str) -> set[str]:
+    """The keys listed under "Spec keys" in the backend module's docstring."""
+    import importlib
+
+    doc = importlib.import_module(f"maple.data.{backend}").__doc__
+    section = doc.split("Spec keys", 1)[1].split("\nRecords:", 1)[0]
+    keys = set()
+    for line in section.splitlines():
+        match = re.match(r"^  ([a-z_]+(?:, [a-z_]+)*)(?:\s{2,}|$)", line)
+        if match:
+            keys.update(match.group(1).split(", "))
+    assert keys, f"no spec keys found in maple.data.{backend}"
+    return keys
+
+
+def test_dataset_keys_are_read_by_their_backend():
+    import maple.data.generate as generate
+    from maple.data.filters import language_code, n_per_language
+
+    config = load_study()
+    for name, spec in config["datasets"].items():
+        backend = spec["backend"]
+        unknown = set(spec) - COMMON_DATASET_KEYS - backend_keys(backend)
+        assert not unknown, f"datasets.{name}: keys {sorted(unknown)} are not read by the {backend} backend"
+        n = n_per_language(spec, backend)
+        assert n == spec["n_train_per_language"] + spec["n_eval_per_language"], name
+        if "sampling" in spec:
+            assert generate.sampling_kwargs(spec, "sampling", generate.SAMPLING_DEFAULTS, backend)["do_sample"]
+        if backend == "translate":
+            languages = config["languages"]
+            for lang in spec["languages"]:
+                assert language_code(languages, lang, spec["code_key"], backend), (name, lang)
+
+
+# --- The shipped XL-Sum tasks --------------------------------------------------------------------------------------
+
+
+def test_xlsum_task_files_are_consistent(shipped_tasks):
+    files = sorted(XLSUM_DIR.glob("maple_xlsum_*.yaml"))
+    assert len(files) == 45  # every XL-Sum language config
+    for path in files:
+        cfg = task_config(path)
+        assert cfg["task"] == f"maple_xlsum_{cfg['dataset_name']}" == path.stem
+        assert cfg["dataset_path"] == "csebuetnlp/xlsum"
+        assert cfg["output_type"] == "generate_until"
+        assert [m["metric"] for m in cfg["metric_list"]] == ["rougeL"]
+        assert shipped_tasks[cfg["task"]] == path
+    codes = {facts["codes"]["xlsum"] for facts in load_study()["languages"].values() if "xlsum" in facts.get("codes", {})}
+    assert codes <= {p.stem.removeprefix("maple_xlsum_") for p in files}
+
+
+def test_xlsum_rouge_works_in_every_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("maple_xlsum_utils", XLSUM_DIR / "utils.py")
+    xlsum_utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(xlsum_utils)
+    for text in ("The cat sat on the mat", "Кошка сидела на коврике", "बिल्ली चटाई पर बैठी थी", "猫坐在垫子上",
+                 "แมวนั่งบนเสื่อ", "القطة جلست على الحصيرة", "ድመቷ ምንጣፉ ላይ ተቀመጠች"):
+        assert xlsum_utils.rouge_l(text, text) == pytest.approx(1.0), text
+        assert xlsum_utils.rouge_l(text, "") == 0.0
+    assert xlsum_utils.rouge_l("猫坐在垫子上", "猫坐在") == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+    assert xlsum_utils.process_results({"summary": "Кошка сидела"}, [" кошка сидела\n"]) == {"rougeL": pytest.approx(1.0)}
+
+
+def test_xlsum_task_runs_through_lm_eval(tmp_path):
+    """The shipped task, pointed at a local JSON copy, through lm_eval.simple_evaluate with a stand-in LM."""
+    import lm_eval
+    from lm_eval.api.model import LM
+    from lm_eval.tasks import TaskManager
+
+    rows = [{"id": str(i), "url": "", "title": "", "text": f"Habari ya leo namba {i}. " * 20,
+             "summary": f"Habari ya leo namba {i}"} for i in range(4)]
+    data = tmp_path / "swahili.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    cfg = yaml.safe_load((XLSUM_DIR / "maple_xlsum_swahili.yaml").read_text(encoding="utf-8"))
+    cfg.update(include=str(XLSUM_DIR / cfg["include"]), task="local_xlsum_swahili", dataset_path="json",
+               dataset_name=None, dataset_kwargs={"data_files": {"test": str(data)}},
+               training_split=None, validation_split=None, fewshot_split=None)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "local_xlsum_swahili.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+
+    prompts = []
+
+    class Echo(LM):
+        def loglikelihood(self, requests, disable_tqdm=False):
+            raise NotImplementedError
+
+        def loglikelihood_rolling(self, requests, disable_tqdm=False):
+            raise NotImplementedError
+
+        def generate_until(self, requests, disable_tqdm=False):
+            prompts.extend(r.arguments[0] for r in requests)
+            return [" Habari ya leo namba 1"] * len(requests)
+
+    results = lm_eval.simple_evaluate(model=Echo(), tasks=["local_xlsum_swahili"], log_samples=True,
+                                      task_manager=TaskManager(include_path=[str(tasks)]))
+    scores = results["results"]["local_xlsum_swahili"]
+    per_doc = {s["doc_id"]: s["rougeL"] for s in results["samples"]["local_xlsum_swahili"]}
+    assert per_doc[1] == pytest.approx(1.0)
+    assert all(0.0 < v < 1.0 for d, v in per_doc.items() if d != 1)
+    assert scores["rougeL,none"] == pytest.approx(sum(per_doc.values()) / 4)
+    assert "rougeL_stderr,none" in scores
+    assert all(p.startswith("Article: Habari") and p.endswith("in Swahili.\nSummary:") for p in prompts)

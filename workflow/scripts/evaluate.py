@@ -1,0 +1,32 @@
+"""Snakemake rules evaluate_<task>: one model variant on one task, all its languages, one model load."""
+
+import json
+
+from maple.evaluation import TaskRun, evaluate_variant
+from maple.jobs import logged_to, use_threads
+
+
+def run_from_snakemake(smk) -> dict:
+    p = smk.params
+    task = TaskRun(**p.task)
+    score_files = dict(zip(p.languages, smk.output.scores))
+    return evaluate_variant(
+        model_alias=smk.wildcards.model,
+        variant=smk.wildcards.variant,
+        base_source=p.base_source,
+        adapter_dir=smk.input.get("adapter") or None,
+        bits=p.bits,
+        task=task,
+        score_files=score_files,
+        prompt_format=p.prompt_format,
+        revision=p.revision,
+        trust_remote_code=p.trust_remote_code,
+        batch_size=p.batch_size,
+        seed=p.seed,
+    )
+
+
+if __name__ == "__main__":
+    with logged_to(snakemake.log[0]):  # noqa: F821
+        use_threads(snakemake.threads)  # noqa: F821
+        print(json.dumps(run_from_snakemake(snakemake)))  # noqa: F821

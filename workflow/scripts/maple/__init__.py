@@ -1,0 +1,1 @@
+"""Shared code of the maple-workflow scripts: pure functions, no work at import time."""

@@ -1,0 +1,335 @@
+"""The offline `template` data backend: instruction, evaluation and pretraining text from per-language lexicons.
+
+A lexicon (workflow/resources/lexicons/<lang>.yaml) lists small *fact families* -- number words, the next number,
+small sums, object colours, opposites -- each with native instruction templates and declarative statements.
+Evaluation holds out one instruction template per family (chosen by the seed): eval asks about the same facts as
+training, in a phrasing training never shows, and training is made to cover every fact that eval asks about.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from pathlib import Path
+
+import yaml
+
+from ..records import INSTRUCTION_FIELDS
+
+SOURCE = "template"
+N_NUMBERS = 21  # number words for 0..20
+ADDITION_MAX_OPERAND = 10  # operands 1..10, so every sum (<= 20) has a number word
+MIN_TEMPLATES = 3
+N_CHOICES = 4
+SEQUENCE_LENGTHS = range(3, 7)  # counting runs of the pretraining corpus
+
+# family -> (placeholders an instruction template may use, the placeholder holding the answer)
+FAMILIES: dict[str, tuple[frozenset[str], str]] = {
+    "number_word": (frozenset({"digit"}), "word"),
+    "next_number": (frozenset({"word", "digit"}), "next"),
+    "addition": (frozenset({"a", "b", "a_digit", "b_digit"}), "sum"),
+    "object_colour": (frozenset({"object"}), "colour"),
+    "opposite": (frozenset({"word"}), "opposite"),
+}
+_LANG_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
+# --- loading and checking a lexicon ---------------------------------------------------------------------------------
+
+def lexicon_path(lang: str, lexicon_dir: str | Path) -> Path:
+    return Path(lexicon_dir) / f"{lang}.yaml"
+
+
+def load_lexicon(lang: str, lexicon_dir: str | Path) -> dict:
+    """Read and check `<lexicon_dir>/<lang>.yaml`; errors name the file and the offending key."""
+    if not isinstance(lang, str) or not _LANG_CODE.match(lang):
+        raise ValueError(f"language {lang!r}: expected a 2-3 letter lower-case ISO code")
+    path = lexicon_path(lang, lexicon_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"no lexicon for language {lang!r}: {path} does not exist")
+    with open(path, encoding="utf-8") as f:
+        try:
+            lexicon = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML: {err}") from err
+    _check_lexicon(lexicon, lang, path)
+    return lexicon
+
+
+def _fail(path: Path, key: str, expected: str) -> ValueError:
+    return ValueError(f"{path}: key {key!r}: {expected}")
+
+
+def _require(lexicon: dict, key: str, kind: type, path: Path):
+    """The value at a dotted key, or a ValueError naming the key when it is missing or of the wrong type."""
+    node = lexicon
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise _fail(path, key, "missing")
+        node = node[part]
+    if not isinstance(node, kind):
+        raise _fail(path, key, f"expected a {kind.__name__}, got {type(node).__name__}")
+    return node
+
+
+def _require_strings(lexicon: dict, key: str, path: Path, min_len: int) -> list[str]:
+    values = _require(lexicon, key, list, path)
+    if len(values) < min_len or not all(isinstance(v, str) and v.strip() for v in values):
+        raise _fail(path, key, f"expected a list of at least {min_len} non-empty strings")
+    return values
+
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def _check_lexicon(lexicon: object, lang: str, path: Path) -> None:
+    if not isinstance(lexicon, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    if _require(lexicon, "language", str, path) != lang:
+        raise _fail(path, "language", f"expected {lang!r}, the file's name, got {lexicon['language']!r}")
+    _require(lexicon, "list_separator", str, path)
+    words = _require_strings(lexicon, "number_words", path, N_NUMBERS)
+    if len(words) != N_NUMBERS or len(set(words)) != N_NUMBERS:
+        raise _fail(path, "number_words", f"expected {N_NUMBERS} distinct words, for 0..{N_NUMBERS - 1}")
+    families = _require(lexicon, "families", dict, path)
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        raise _fail(path, f"families.{unknown[0]}", f"unknown family; expected one of {sorted(FAMILIES)}")
+    for family, (asked, answer) in FAMILIES.items():
+        for key, allowed in (("templates", asked), ("statements", asked | {answer})):
+            dotted = f"families.{family}.{key}"
+            texts = _require_strings(lexicon, dotted, path, MIN_TEMPLATES if key == "templates" else 1)
+            for text in texts:
+                try:
+                    used = _placeholders(text)
+                except ValueError as err:
+                    raise _fail(path, dotted, f"bad placeholder syntax in {text!r}: {err}") from err
+                if not used <= allowed:
+                    raise _fail(path, dotted, f"{text!r} uses {sorted(used - allowed)}; allowed: {sorted(allowed)}")
+                if key == "templates" and not used:
+                    raise _fail(path, dotted, f"{text!r} has no placeholder")
+            if len(set(texts)) != len(texts):
+                raise _fail(path, dotted, "templates repeat")
+    _check_items(lexicon, path)
+    _check_pairs(lexicon, path)
+    for family in FAMILIES:
+        if len({fact[FAMILIES[family][1]] for fact in _facts(family, lexicon)}) < N_CHOICES:
+            raise _fail(path, f"families.{family}", f"needs at least {N_CHOICES} distinct answers for multiple choice")
+
+
+def _check_items(lexicon: dict, path: Path) -> None:
+    key = "families.object_colour.items"
+    items = _require(lexicon, key, list, path)
+    for i, item in enumerate(items):
+        if not (isinstance(item, dict) and all(isinstance(item.get(k), str) and item[k].strip()
+                                               for k in ("object", "colour"))):
+            raise _fail(path, f"{key}[{i}]", "expected a mapping with string 'object' and 'colour'")
+    if len({item["object"] for item in items}) != len(items):
+        raise _fail(path, key, "objects repeat")
+
+
+def _check_pairs(lexicon: dict, path: Path) -> None:
+    key = "families.opposite.pairs"
+    pairs = _require(lexicon, key, list, path)
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(w, str) and w.strip() for w in pair)):
+            raise _fail(path, f"{key}[{i}]", "expected a list of two words")
+    words = [w for pair in pairs for w in pair]
+    # Both directions become questions, so a word in two pairs would have two right answers.
+    if len(set(words)) != len(words):
+        raise _fail(path, key, "a word occurs twice, which makes its opposite ambiguous")
+
+
+# --- facts and records ----------------------------------------------------------------------------------------------
+
+def _facts(family: str, lexicon: dict) -> list[dict[str, str]]:
+    """The facts of one family in a fixed order: placeholder values, the answer, and a stable `key`."""
+    words = lexicon["number_words"]
+    families = lexicon["families"]
+    if family == "number_word":
+        return [{"key": str(n), "digit": str(n), "word": words[n]} for n in range(N_NUMBERS)]
+    if family == "next_number":
+        return [{"key": str(n), "digit": str(n), "word": words[n], "next": words[n + 1]}
+                for n in range(N_NUMBERS - 1)]
+    if family == "addition":
+        return [{"key": f"{a}+{b}", "a": words[a], "b": words[b], "a_digit": str(a), "b_digit": str(b),
+                 "sum": words[a + b]}
+                for a in range(1, ADDITION_MAX_OPERAND + 1) for b in range(1, ADDITION_MAX_OPERAND + 1)]
+    if family == "object_colour":
+        return [{"key": item["object"], "object": item["object"], "colour": item["colour"]}
+                for item in families["object_colour"]["items"]]
+    if family == "opposite":
+        return [{"key": word, "word": word, "opposite": other}
+                for pair in families["opposite"]["pairs"] for word, other in (pair, pair[::-1])]
+    raise ValueError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
+
+
+def _render(text: str, fact: dict[str, str]) -> str:
+    sentence = text.format(**fact)
+    return sentence[:1].upper() + sentence[1:]  # a no-op for scripts without case
+
+
+def all_items(lang: str, lexicon: dict) -> list[dict]:
+    """Every (family, fact, template) instruction record, in lexicon order.
+
+    Besides the record fields each carries `family`, `template_index` (int) and `fact` (the fact's key within its
+    family); make_dataset drops them.
+    """
+    records = []
+    for family, (_, answer) in FAMILIES.items():
+        templates = lexicon["families"][family]["templates"]
+        for fact_index, fact in enumerate(_facts(family, lexicon)):
+            for template_index, template in enumerate(templates):
+                records.append({
+                    "id": f"{SOURCE}-{lang}-{family}-{fact_index:03d}-{template_index}",
+                    "instruction": _render(template, fact), "input": "", "output": fact[answer],
+                    "lang": lang, "source": SOURCE,
+                    "family": family, "template_index": template_index, "fact": fact["key"],
+                })
+    return records
+
+
+# --- sampling -------------------------------------------------------------------------------------------------------
+
+def _interleave(groups: dict[str, list], rng: random.Random) -> list:
+    """Shuffle each group, then take one from each in turn, so every prefix is balanced across groups."""
+    queues = [rng.sample(groups[name], len(groups[name])) for name in sorted(groups)]
+    rng.shuffle(queues)
+    out = []
+    while any(queues):
+        out.extend(queue.pop() for queue in queues if queue)
+    return out
+
+
+def _take(groups: dict[str, list], n: int, rng: random.Random) -> list:
+    """n balanced draws: all distinct while the groups last, then repeated passes (sampling with replacement)."""
+    if n > 0 and not any(groups.values()):
+        raise ValueError("nothing to sample from")
+    out: list = []
+    while len(out) < n:
+        out.extend(_interleave(groups, rng))
+    return out[:n]
+
+
+def _by_family(records: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record["family"], []).append(record)
+    return groups
+
+
+def _split_language(lang: str, lexicon: dict, n_train: int, n_eval: int,
+                    rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """(train, eval) items of one language; eval uses one held-out template per family."""
+    held_out = {family: rng.randrange(len(lexicon["families"][family]["templates"])) for family in FAMILIES}
+    items = all_items(lang, lexicon)
+    eval_pool, seen = [], set()
+    for item in items:
+        if item["template_index"] == held_out[item["family"]] and item["instruction"] not in seen:
+            seen.add(item["instruction"])
+            eval_pool.append(item)
+    if len(eval_pool) < n_eval:
+        raise ValueError(f"language {lang!r}: only {len(eval_pool)} unique held-out eval items can be made, "
+                         f"{n_eval} requested")
+    train_pool = [item for item in items
+                  if item["template_index"] != held_out[item["family"]] and item["instruction"] not in seen]
+    eval_items = _interleave(_by_family(eval_pool), rng)[:n_eval]
+    return _train_items(train_pool, eval_items, n_train, rng), eval_items
+
+
+def _train_items(pool: list[dict], eval_items: list[dict], n: int, rng: random.Random) -> list[dict]:
+    """n training items: first one per fact that eval asks about, then balanced draws from the rest."""
+    by_fact: dict[tuple[str, str], list[dict]] = {}
+    for item in pool:
+        by_fact.setdefault((item["family"], item["fact"]), []).append(item)
+    covering, used = [], set()
+    for item in eval_items:
+        options = [o for o in by_fact.get((item["family"], item["fact"]), []) if o["id"] not in used]
+        if options:
+            choice = rng.choice(options)
+            used.add(choice["id"])
+            covering.append(choice)
+    rest = [item for item in pool if item["id"] not in used]
+    fill = _take(_by_family(rest or pool), max(0, n - len(covering)), rng)
+    train = (covering + fill)[:n]
+    rng.shuffle(train)
+    return train
+
+
+def _mc_record(record: dict, lexicon_answers: list[str], rng: random.Random) -> dict:
+    """The record plus 4 shuffled choices: its answer and 3 other answers of the same family."""
+    distractors = rng.sample([a for a in lexicon_answers if a != record["output"]], N_CHOICES - 1)
+    choices = [record["output"], *distractors]
+    rng.shuffle(choices)
+    return {**record, "choices": choices, "label": choices.index(record["output"])}
+
+
+def _family_answers(lexicon: dict) -> dict[str, list[str]]:
+    return {family: sorted({fact[answer] for fact in _facts(family, lexicon)})
+            for family, (_, answer) in FAMILIES.items()}
+
+
+def _plain(item: dict, record_id: str) -> dict:
+    return {**{field: item[field] for field in INSTRUCTION_FIELDS}, "id": record_id}
+
+
+def make_dataset(languages: list[str], n_train: int, n_eval: int, seed: int, lexicon_dir: str | Path) -> dict:
+    """Train, multiple-choice eval and generative eval records for each language; deterministic from `seed`.
+
+    Returns {"train": [...], "eval_mc": {lang: [...]}, "eval_gen": {lang: [...]}}; train holds n_train records per
+    language (repeating items when a language has too few), each eval set n_eval distinct held-out records, the
+    same questions in both eval sets. Ids are "template-<lang>-<5 digits>", unique within the dataset.
+    """
+    if len(set(languages)) != len(languages) or not languages:
+        raise ValueError(f"languages: expected a non-empty list without repeats, got {languages!r}")
+    if n_train < 0 or n_eval < 0:
+        raise ValueError(f"n_train and n_eval must be >= 0, got {n_train} and {n_eval}")
+    train: list[dict] = []
+    eval_mc: dict[str, list[dict]] = {}
+    eval_gen: dict[str, list[dict]] = {}
+    for lang in languages:
+        lexicon = load_lexicon(lang, lexicon_dir)
+        rng = random.Random(f"{seed}-{lang}")  # str seeds are hashed deterministically, unlike hash()
+        train_items, eval_items = _split_language(lang, lexicon, n_train, n_eval, rng)
+        ids = (f"{SOURCE}-{lang}-{i:05d}" for i in range(n_train + 2 * n_eval))
+        train.extend(_plain(item, next(ids)) for item in train_items)
+        answers = _family_answers(lexicon)
+        eval_mc[lang] = [_mc_record(_plain(item, next(ids)), answers[item["family"]], rng) for item in eval_items]
+        eval_gen[lang] = [_plain(item, next(ids)) for item in eval_items]
+    random.Random(f"{seed}-train").shuffle(train)
+    return {"train": train, "eval_mc": eval_mc, "eval_gen": eval_gen}
+
+
+# --- pretraining corpus ---------------------------------------------------------------------------------------------
+
+def _statements(lexicon: dict) -> dict[str, list[str]]:
+    return {family: [_render(text, fact) for fact in _facts(family, lexicon)
+                     for text in lexicon["families"][family]["statements"]]
+            for family in FAMILIES}
+
+
+def _number_sequences(lexicon: dict) -> list[str]:
+    """Counting runs in words ("three, four, five"), so number words are also seen in order."""
+    words, sep = lexicon["number_words"], lexicon["list_separator"]
+    return [sep.join(words[start:start + length])
+            for length in SEQUENCE_LENGTHS for start in range(N_NUMBERS - length + 1)]
+
+
+def pretraining_corpus(languages: list[str], lexicon_dir: str | Path, seed: int,
+                       n_sentences_per_language: int) -> list[str]:
+    """Declarative sentences of the lexicons' facts plus counting runs, n per language, shuffled together.
+
+    Each language draws evenly from its families and the counting runs, so every fact family and every script is
+    in the corpus that trains the tiny model's tokenizer and pretrains it.
+    """
+    if n_sentences_per_language < 0:
+        raise ValueError(f"n_sentences_per_language must be >= 0, got {n_sentences_per_language}")
+    corpus: list[str] = []
+    for lang in languages:
+        lexicon = load_lexicon(lang, lexicon_dir)
+        groups = {**_statements(lexicon), "number_sequence": _number_sequences(lexicon)}
+        corpus.extend(_take(groups, n_sentences_per_language, random.Random(f"{seed}-corpus-{lang}")))
+    random.Random(f"{seed}-corpus").shuffle(corpus)
+    return corpus

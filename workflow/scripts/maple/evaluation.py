@@ -1,0 +1,221 @@
+"""Evaluate one model variant (the base, or the base plus a LoRA adapter) on one task over many languages with
+lm-evaluation-harness, loading the model once, and write one score file per language.
+
+Design (one job per model x variant x task): the model load is paid once per task, not once per score, and adding
+a language to a task reruns that task's jobs only. Local tasks are lm-eval task YAMLs (`dataset_path: json`)
+written from the held-out sets at run time, with the prompt rendered in the model's own prompt format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .prompts import format_prompt
+from .provenance import adapter_hash, model_fingerprint, software_versions, workflow_commit
+from .records import read_jsonl, write_jsonl
+from .training import compute_dtype, device_kind, load_base
+
+SHIPPED_TASKS = Path(__file__).resolve().parents[2] / "resources" / "lm_eval_tasks"
+
+
+@dataclass
+class TaskRun:
+    """One task of the study as the evaluation job sees it (resolved from the config)."""
+
+    alias: str
+    source: str  # local | lm_eval
+    kind: str | None  # multiple_choice | generate (local tasks)
+    metric: str
+    lm_eval_names: dict  # lang -> lm-eval task name
+    eval_files: dict = field(default_factory=dict)  # lang -> held-out jsonl (local tasks)
+    num_fewshot: int = 0
+    limit: int | None = None
+
+
+def local_task_config(name: str, kind: str, data_file: str) -> dict:
+    """An lm-eval task config over a jsonl whose records carry a rendered `prompt`."""
+    config = {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data_file)}},
+        "test_split": "test",
+        "doc_to_text": "{{prompt}}",
+        "target_delimiter": "",
+        "metadata": {"version": 1.0},
+    }
+    if kind == "multiple_choice":
+        config.update(
+            output_type="multiple_choice",
+            doc_to_choice="{{choices}}",
+            doc_to_target="{{label}}",
+            metric_list=[{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+        )
+    elif kind == "generate":
+        config.update(
+            output_type="generate_until",
+            doc_to_target="{{output}}",
+            generation_kwargs={"until": ["\n"], "max_gen_toks": 24, "do_sample": False},
+            metric_list=[
+                {
+                    "metric": "exact_match",
+                    "aggregation": "mean",
+                    "higher_is_better": True,
+                    "ignore_case": True,
+                    "ignore_punctuation": True,
+                }
+            ],
+        )
+    else:
+        raise ValueError(f"task kind: expected multiple_choice or generate, got {kind!r}")
+    return config
+
+
+def write_local_tasks(task: TaskRun, prompt_format: str, tokenizer, out_dir: Path) -> None:
+    """Render the prompts with the model's format and write one task YAML per language into out_dir."""
+    for lang, source_file in task.eval_files.items():
+        records = read_jsonl(source_file)
+        for r in records:
+            r["prompt"] = format_prompt(r["instruction"], r["input"], prompt_format, tokenizer)
+        data_file = out_dir / f"{task.alias}_{lang}.jsonl"
+        write_jsonl(records, data_file)
+        name = task.lm_eval_names[lang]
+        with open(out_dir / f"{name}.yaml", "w", encoding="utf-8") as f:
+            yaml.safe_dump(local_task_config(name, task.kind, str(data_file)), f, allow_unicode=True)
+
+
+def load_variant(base_source: str, adapter_dir: str | None, bits: int, revision: str, trust_remote_code: bool):
+    """The base (quantised as the adapter was trained, if so) with the adapter applied, ready for inference."""
+    model, tokenizer = load_base(base_source, bits, revision, trust_remote_code)
+    if adapter_dir:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    model.eval()
+    return model, tokenizer
+
+
+def per_example_values(samples: list[dict], metric: str) -> list[dict]:
+    """(doc_id, value) of the headline metric per example: what a paired bootstrap needs."""
+    return [{"doc_id": s["doc_id"], "value": float(s[metric])} for s in samples if metric in s]
+
+
+def evaluate_variant(
+    *,
+    model_alias: str,
+    variant: str,
+    base_source: str,
+    adapter_dir: str | None,
+    bits: int,
+    task: TaskRun,
+    score_files: dict,
+    prompt_format: str = "plain",
+    revision: str = "main",
+    trust_remote_code: bool = False,
+    batch_size: int | str = "auto",
+    seed: int = 1234,
+    samples_files: dict | None = None,
+) -> dict:
+    """Run lm-eval for every language of the task with one model load; write score_files[lang] for each."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+    from lm_eval.utils import handle_non_serializable
+
+    started = time.time()
+    model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code)
+    loaded = time.time()
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=trust_remote_code)
+
+    with tempfile.TemporaryDirectory(prefix="maple-tasks-") as task_dir:
+        # lm-eval's own tasks, plus the task YAMLs this repo ships for languages lm-eval lacks, plus local tasks.
+        include_path = [str(SHIPPED_TASKS)]
+        if task.source == "local":
+            write_local_tasks(task, prompt_format, tokenizer, Path(task_dir))
+            include_path.append(task_dir)
+        names = [task.lm_eval_names[lang] for lang in score_files]
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=names,
+            num_fewshot=task.num_fewshot,
+            limit=task.limit,
+            task_manager=TaskManager(include_path=include_path),
+            log_samples=True,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+            apply_chat_template=prompt_format == "chat_template" and task.source == "lm_eval",
+        )
+    finished = time.time()
+
+    provenance = {
+        "model_alias": model_alias,
+        "model_source": base_source,
+        "model_revision": revision,
+        "model_fingerprint": model_fingerprint(base_source, getattr(model, "config", None)),
+        "variant": variant,
+        "adapter_dir": adapter_dir,
+        "adapter_sha256": adapter_hash(adapter_dir) if adapter_dir else None,
+        "bits": bits,
+        "seed": seed,
+        "device": device_kind(),
+        "dtype": str(compute_dtype()),
+        "software": software_versions(),
+        "workflow_commit": workflow_commit(),
+        "model_load_seconds": loaded - started,
+        "job_wall_seconds": finished - started,
+        "languages_in_job": list(score_files),
+    }
+    summary = {}
+    for lang, path in score_files.items():
+        name = task.lm_eval_names[lang]
+        task_results = results["results"][name]
+        metric_key = f"{task.metric},none"
+        samples = results["samples"].pop(name, [])
+        score = {
+            "model": model_alias,
+            "variant": variant,
+            "task": task.alias,
+            "lang": lang,
+            "lm_eval_task": name,
+            "metric": task.metric,
+            "value": task_results.get(metric_key),
+            "stderr": task_results.get(f"{task.metric}_stderr,none"),
+            "n": results.get("n-samples", {}).get(name, {}).get("effective"),
+            "task_version": results.get("versions", {}).get(name),
+            "num_fewshot": task.num_fewshot,
+            "per_example": per_example_values(samples, task.metric),
+            "provenance": provenance,
+            "lm_eval": {
+                "results": task_results,
+                "config": results.get("configs", {}).get(name),
+                "version": results.get("versions", {}).get(name),
+                "n-samples": results.get("n-samples", {}).get(name),
+                "higher_is_better": results.get("higher_is_better", {}).get(name),
+                "run_config": results.get("config"),
+                "git_hash": results.get("git_hash"),
+                "date": results.get("date"),
+            },
+        }
+        if score["value"] is None:
+            raise RuntimeError(f"lm-eval returned no {metric_key!r} for task {name}: got {sorted(task_results)}")
+        _write_json_atomic(score, path, handle_non_serializable)
+        if samples_files and lang in samples_files:
+            _write_json_atomic(samples, samples_files[lang], handle_non_serializable)
+        summary[lang] = score["value"]
+    return summary
+
+
+def _write_json_atomic(obj, path, default) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False, default=default))
+    os.replace(tmp, path)

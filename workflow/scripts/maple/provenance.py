@@ -1,0 +1,72 @@
+"""What produced a result: content hashes of models and adapters, software versions, the workflow's git commit.
+
+Nothing here reads the environment beyond versions and git: no token or other secret can reach a score file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
+
+
+def hash_files(paths: list[Path], root: Path) -> str:
+    """sha256 over (relative name, content) of the files, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root)).encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def directory_hash(directory: str | os.PathLike, suffixes=WEIGHT_SUFFIXES, exclude=()) -> str:
+    root = Path(directory)
+    files = [p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes and p.name not in exclude]
+    return hash_files(files, root)
+
+
+def adapter_hash(adapter_dir: str | os.PathLike) -> str:
+    """Hash of the adapter weights and config: what determines the adapted model (not its logs or README)."""
+    root = Path(adapter_dir)
+    files = [p for p in (root / "adapter_model.safetensors", root / "adapter_config.json") if p.exists()]
+    if not files:
+        raise FileNotFoundError(f"{adapter_dir}: no adapter_model.safetensors or adapter_config.json")
+    return hash_files(files, root)
+
+
+def model_fingerprint(source: str, config=None) -> dict:
+    """A local model: the sha256 of its files. A hub model: the commit hash transformers resolved."""
+    if os.path.isdir(source):
+        return {"kind": "sha256", "value": directory_hash(source)}
+    commit = getattr(config, "_commit_hash", None) if config is not None else None
+    return {"kind": "hub_commit", "value": commit}
+
+
+def software_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("lm_eval", "transformers", "peft", "torch", "trl", "bitsandbytes", "datasets", "snakemake"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def workflow_commit() -> str | None:
+    """The git commit of the workflow checkout this code runs from (None outside a git checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True)
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -1,0 +1,48 @@
+"""The record formats every data backend produces and every later stage reads.
+
+Instruction record (train.jsonl, one JSON object per line):
+    {"id": str, "instruction": str, "input": str, "output": str, "lang": str, "source": str}
+
+Evaluation record (held-out sets of the local tasks), the instruction record plus:
+    multiple choice: {"choices": [str, ...], "label": int}   (choices[label] == output)
+    generative:      the instruction record itself; "output" is the reference answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+INSTRUCTION_FIELDS = ("id", "instruction", "input", "output", "lang", "source")
+
+
+class RecordError(ValueError):
+    """A record does not have the shape of INSTRUCTION_FIELDS."""
+
+
+def check_record(record: dict) -> dict:
+    missing = [f for f in INSTRUCTION_FIELDS if f not in record]
+    if missing:
+        raise RecordError(f"record {record.get('id', '?')!r} lacks fields {missing}")
+    for field in INSTRUCTION_FIELDS:
+        if not isinstance(record[field], str):
+            raise RecordError(f"record {record['id']!r}: field {field!r} must be a string")
+    return record
+
+
+def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:
+    """Write records atomically: a temporary file beside the target, renamed at the end."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
