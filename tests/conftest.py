@@ -20,6 +20,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A dummy hub token in every test and job (the hub is offline, so it is never sent): test_security.py checks that
+# it reaches no log, score or other output of the runs.
+DUMMY_HF_TOKEN = "hf_mapleDummyTokenThatMustNeverBeLogged0123"
+os.environ["HF_TOKEN"] = DUMMY_HF_TOKEN
+os.environ["HUGGING_FACE_HUB_TOKEN"] = DUMMY_HF_TOKEN
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -79,3 +84,34 @@ def demo_run(tmp_path_factory):
     started = time.time()
     run_snakemake(workdir, "--cores", "all", "--resources", "gpu=1", config=config)
     return workdir, time.time() - started, config
+
+
+def small_config() -> dict:
+    """A reduced demo that keeps every rule: 3 languages in the data, task demo_gen over 2 of them (so that adding
+    the third is a config edit), rank 4 x bits {4, 16}, a smaller tiny model. Runs in about a minute on 2 cores."""
+    config = load_default_config()
+    langs = ["en", "de", "sw"]
+    config["languages"] = {k: v for k, v in config["languages"].items() if k in langs}
+    config["tiny_model"].update(hidden_size=64, intermediate_size=128, pretrain_epochs=2,
+                                pretrain_sentences_per_language=120, pretrain_qa_per_language=120)
+    config["datasets"]["demo"].update(languages=list(langs), n_train_per_language=48, n_eval_per_language=16)
+    config["finetune"].update(ranks=[4], bits=[4, 16], epochs=1)
+    config["evaluation"]["tasks"]["demo_mc"]["languages"] = list(langs)
+    config["evaluation"]["tasks"]["demo_gen"]["languages"] = ["en", "de"]
+    return config
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """The small config, run once end to end: (workdir, config path). Tests that change it work on a copy
+    (copy_run) so that the others see the finished state."""
+    workdir = tmp_path_factory.mktemp("small")
+    config = write_config(workdir, small_config())
+    run_snakemake(workdir, "--cores", "all", "--resources", "gpu=1", config=config)
+    return workdir, config
+
+
+def copy_run(run_dir: Path, dest: Path) -> Path:
+    """A copy of a finished run (results, Snakemake metadata, mtimes kept) to change without touching the original."""
+    shutil.copytree(run_dir, dest, symlinks=True, dirs_exist_ok=False)
+    return dest

@@ -61,3 +61,51 @@ def test_tidy_table_rows_and_deltas():
     assert sw["resource"] == "low" and sw["delta_vs_base"] == pytest.approx(0.5)
     base_rows = table[table["variant"] == "base"]
     assert base_rows["delta_vs_base"].isna().all()
+
+
+def write_score_files(tmp_path, scores) -> list[str]:
+    import json
+
+    paths = []
+    for s in scores:
+        path = tmp_path / f"{s['variant']}-{s['task']}-{s['lang']}.json"
+        path.write_text(json.dumps(s))
+        paths.append(str(path))
+    return paths
+
+
+def test_csv_carries_the_bootstrap_interval_of_a_known_case(tmp_path):
+    """Through the aggregate script to the CSV: 400 paired examples, the adapter right on 40 the base gets wrong and
+    the same elsewhere. The per-example differences are 1 on 40 and 0 on 360: delta 0.1 with standard error
+    sqrt(0.1 * 0.9 / 400) = 0.015, so the 95 % interval is 0.1 +- 1.96 * 0.015 = [0.0706, 0.1294]. An unpaired
+    interval would be about three times wider (each score alone has standard error ~0.025)."""
+    import pandas as pd
+    from aggregate import main
+
+    base = [(i, float(i % 2)) for i in range(400)]  # right on the odd examples
+    adapter = [(i, 1.0 if i < 80 else v) for i, v in base]  # also right on the 40 even ones among the first 80
+    scores = [score("base", "mc", "sw", base), score("demo-r8-q4", "mc", "sw", adapter),
+              score("base", "mc", "en", [(0, 0.0), (1, 1.0)]), score("demo-r8-q4", "mc", "en", [(0, 0.0), (1, 0.0)]),
+              score("base", "gen", "en", [(0, 0.0)]), score("demo-r8-q4", "gen", "en", [(1, 1.0)])]
+    out = tmp_path / "scores.csv"
+    assert main(write_score_files(tmp_path, scores), LANGUAGES, str(out), seed=0) == 6
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["model", "variant", "data", "rank", "bits", "task", "lang", "script", "resource",
+                                   "metric", "value", "stderr", "n", "delta_vs_base", "delta_ci_low", "delta_ci_high"]
+    row = table[(table["variant"] == "demo-r8-q4") & (table["lang"] == "sw")].iloc[0]
+    assert (row["n"], row["stderr"], row["rank"], row["bits"]) == (400, 0.1, 8, 4)
+    assert row["delta_vs_base"] == pytest.approx(0.1)
+    assert row["delta_ci_low"] == pytest.approx(0.1 - 1.96 * 0.015, abs=0.006)
+    assert row["delta_ci_high"] == pytest.approx(0.1 + 1.96 * 0.015, abs=0.006)
+    # Two examples whose differences are 0 and -1: the resampled means are 0, -0.5, -1 with probabilities
+    # 1/4, 1/2, 1/4, so the 2.5 % and 97.5 % quantiles are -1 and 0 exactly.
+    en = table[(table["variant"] == "demo-r8-q4") & (table["task"] == "mc") & (table["lang"] == "en")].iloc[0]
+    assert (en["delta_vs_base"], en["delta_ci_low"], en["delta_ci_high"]) == (-0.5, -1.0, 0.0)
+    # No example scored by both: a delta, but no interval.
+    gen = table[(table["variant"] == "demo-r8-q4") & (table["task"] == "gen")].iloc[0]
+    assert gen["delta_vs_base"] == 1.0 and pd.isna(gen["delta_ci_low"]) and pd.isna(gen["delta_ci_high"])
+    assert table[table["variant"] == "base"][["delta_vs_base", "delta_ci_low", "delta_ci_high"]].isna().all().all()
+    # Seeded: the same table again.
+    again = tmp_path / "again.csv"
+    main(write_score_files(tmp_path, scores), LANGUAGES, str(again), seed=0)
+    assert again.read_text() == out.read_text()

@@ -1,22 +1,27 @@
 """profiles/slurm through a real one-node SLURM cluster on this machine (tests/slurm/cluster.sh).
 
-A tiny workflow: a GPU rule (`resources: gpu=1`, `threads: workflow.cores` like the real finetune/evaluate rules)
-feeding a CPU rule, an independent CPU rule, and a rule that fails. One run with --keep-going must send every job
-through sbatch, give the GPU job a GPU from SLURM (CUDA_VISIBLE_DEVICES), report the failed rule, and still finish
-the independent branches.
+1. A tiny workflow: a GPU rule (`resources: gpu=1`, `threads: workflow.cores` like the real finetune/evaluate
+   rules) feeding a CPU rule, an independent CPU rule, and a rule that fails. One run with --keep-going must send
+   every job through sbatch, give the GPU job a GPU from SLURM (CUDA_VISIBLE_DEVICES), report the failed rule and
+   still finish the independent branches; after the fix, a rerun submits only the job that failed.
+2. The demo DAG (the reduced config of conftest.small_config) through the profile: every job a SLURM job, the GPU
+   rules with a GPU, and the same scores as the local run of the same config.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections import Counter
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from conftest import planned_jobs
 from slurm_cluster import REPO, local_slurm
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -77,27 +82,44 @@ def read_vars(path: Path) -> dict[str, str]:
     return dict(item.split("=", 1) for item in path.read_text().split())
 
 
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/")
+
+
+def profile_command(workdir: Path, snakefile: Path, mem_mb: int = 500) -> list[str]:
+    """snakemake --profile profiles/slurm, sized for the test node and polling often (the jobs take seconds)."""
+    return [
+        SNAKEMAKE,
+        "--profile", str(PROFILE),
+        "--directory", str(workdir),
+        "--snakefile", str(snakefile),
+        # the test node has 2 CPUs and ~all memory of this machine: small requests, the `debug` partition
+        "--cores", "2",
+        "--default-resources", "slurm_partition=debug", "runtime=30", f"mem_mb={mem_mb}", "cpus_per_task=threads",
+        "--slurm-init-seconds-before-status-checks", "1",
+        "--seconds-between-status-checks", "1",
+        "--latency-wait", "5",
+    ]
+
+
+def submitted_jobs(log: str) -> list[tuple[str, str]]:
+    """(rule, SLURM job id) of every submission in a snakemake output."""
+    return [(rule, job_id) for job_id, rule in SUBMITTED.findall(log)]
+
+
+def job_env(env: dict) -> dict:
+    # Whatever the submitting shell has must not leak into the jobs (sbatch --export=ALL): SLURM has to set it.
+    env = dict(env)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env.pop("SLURM_JOB_ID", None)
+    return env
+
+
 def test_profile_runs_jobs_through_sbatch(slurm, tmp_path):
     workdir = tmp_path / "wf"
     workdir.mkdir()
     (workdir / "Snakefile").write_text(SNAKEFILE)
-    env = dict(slurm.env)
-    # Whatever the submitting shell has must not leak into the jobs (sbatch --export=ALL): SLURM has to set it.
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    cmd = [
-        SNAKEMAKE,
-        "--profile", str(PROFILE),
-        "--directory", str(workdir),
-        "--snakefile", str(workdir / "Snakefile"),
-        # the test node has 2 CPUs and ~all memory of this machine: small requests, the `debug` partition
-        "--cores", "2",
-        "--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=500", "cpus_per_task=threads",
-        # poll soon and often: the jobs take seconds
-        "--slurm-init-seconds-before-status-checks", "1",
-        "--seconds-between-status-checks", "1",
-        "--latency-wait", "5",
-        "--keep-going",
-    ]
+    env = job_env(slurm.env)
+    cmd = profile_command(workdir, workdir / "Snakefile") + ["--keep-going"]
     started = time.time()
     result = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     elapsed = time.time() - started
@@ -147,3 +169,59 @@ def test_profile_runs_jobs_through_sbatch(slurm, tmp_path):
         assert (logdir / f"rule_{rule}" / f"{job_id}.log").is_file(), sorted(p.name for p in logdir.rglob("*"))
     failed_log = logdir / "rule_failing_job" / f"{failed[0]}.log"
     assert "failing on purpose" in failed_log.read_text(), failed_log.read_text()
+
+    # fix the failing rule and run again: only that job is submitted, nothing finished is redone
+    finished = {name: (workdir / name).stat().st_mtime_ns for name in ("gpu.txt", "cpu.txt", "independent.txt")}
+    (workdir / "Snakefile").write_text(SNAKEFILE.replace("exit 7", "echo fixed > {output}"))
+    rerun = subprocess.run(profile_command(workdir, workdir / "Snakefile"), cwd=workdir, env=env,
+                           capture_output=True, text=True, timeout=600)
+    rerun_log = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, rerun_log[-6000:]
+    assert [rule for rule, _ in submitted_jobs(rerun_log)] == ["failing_job"], rerun_log[-6000:]
+    assert (workdir / "failed.txt").read_text().strip() == "fixed"
+    assert {name: (workdir / name).stat().st_mtime_ns for name in finished} == finished
+
+
+def placement_line(log: Path) -> dict[str, str]:
+    """The `[maple] host=... SLURM_JOB_ID=... CUDA_VISIBLE_DEVICES=...` line a rule's log starts with."""
+    line = next(l for l in log.read_text().splitlines() if l.startswith("[maple] host="))
+    return dict(item.split("=", 1) for item in line.split()[1:])
+
+
+def test_demo_dag_through_slurm_equals_local_run(slurm, small_run, tmp_path):
+    local_dir, local_config = small_run
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    config = workdir / "config.yaml"
+    config.write_text(local_config.read_text())
+    planned = {rule: n for rule, n in planned_jobs(workdir, config=config).items() if rule != "all"}
+    cmd = profile_command(workdir, REPO / "Snakefile", mem_mb=4000) + ["--configfile", str(config)]
+    result = subprocess.run(cmd, cwd=workdir, env=job_env(slurm.env), capture_output=True, text=True, timeout=1500)
+    log = result.stdout + result.stderr
+    context = f"\n--- snakemake output ---\n{log[-8000:]}\n{slurm.logs()}"
+    assert result.returncode == 0, context
+
+    # every job with work to do went through sbatch, each its own SLURM job, its log kept under that job id
+    jobs = submitted_jobs(log)
+    assert Counter(rule for rule, _ in jobs) == Counter(planned), context
+    assert {"build_tiny_model", "synth_data", "finetune", "evaluate_demo_mc", "aggregate"} <= set(planned)
+    assert len({job_id for _, job_id in jobs}) == len(jobs), jobs
+    for rule, job_id in jobs:
+        assert list((workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob(f"{job_id}.log")), (rule, job_id)
+
+    # the GPU rules ran with the GPU SLURM gave them; the CPU rules without one
+    job_ids = {job_id for _, job_id in jobs}
+    gpu_logs = list((workdir / "logs" / "finetune").rglob("*.log")) + list((workdir / "logs" / "evaluate").rglob("*.log"))
+    assert len(gpu_logs) == planned["finetune"] + planned["evaluate_demo_mc"] + planned["evaluate_demo_gen"], gpu_logs
+    for path in gpu_logs:
+        where = placement_line(path)
+        assert where["SLURM_JOB_ID"] in job_ids, (path, where)
+        assert where["CUDA_VISIBLE_DEVICES"] not in ("", "unset"), (path, where)
+    for path in (workdir / "logs" / "synth_data" / "demo.log", workdir / "logs" / "aggregate" / "aggregate.log"):
+        where = placement_line(path)
+        assert where["SLURM_JOB_ID"] in job_ids and where["CUDA_VISIBLE_DEVICES"] == "unset", (path, where)
+
+    # the same scores as the local run of the same config
+    on_slurm = pd.read_csv(workdir / "results" / "tables" / "scores.csv")
+    local = pd.read_csv(local_dir / "results" / "tables" / "scores.csv")
+    pd.testing.assert_frame_equal(on_slurm, local, check_exact=False, rtol=1e-9, atol=1e-12)

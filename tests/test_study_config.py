@@ -94,6 +94,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "finetune": n_models * adapters_per_model,
         **{f"evaluate_{task}": n_models * (1 + adapters_per_model) for task in config["evaluation"]["tasks"]},
         "aggregate": 1,
+        "summarize": 1,
         "plot": n_models,
         "all": 1,
     }

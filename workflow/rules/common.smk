@@ -2,20 +2,35 @@
 import os
 import sys
 
+import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from maple.config import BASE_VARIANT, ConfigError, resolve_study  # noqa: E402
+from maple.config import BASE_VARIANT, ConfigError, check_config, check_lm_eval_tasks, resolve_study  # noqa: E402
 
-validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+# Validation, before any job starts (README, "Reruns, faults and bad configs"): each config file with a YAML loader
+# that rejects duplicate keys; the merged config against the schema, every error as one line naming the key path
+# and what was expected; then the schema's defaults; then the cross-key rules and the lm-eval task names.
+SCHEMA_FILE = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+if str(config.get("allow_missing")).lower() in ("true", "false"):  # --config allow_missing=true arrives as a string
+    config["allow_missing"] = str(config["allow_missing"]).lower() == "true"
 try:
+    with open(SCHEMA_FILE, encoding="utf-8") as _schema:
+        check_config(config, yaml.safe_load(_schema), workflow.configfiles)
+    validate(config, SCHEMA_FILE)
     STUDY = resolve_study(config, config_dir=os.getcwd())
+    check_lm_eval_tasks(STUDY, [os.path.join(workflow.basedir, "workflow", "resources", "lm_eval_tasks")])
 except ConfigError as error:
     raise WorkflowError(f"Invalid config: {error}")
 
 R = STUDY.results_dir
 LEXICON_DIR = os.path.join(workflow.basedir, "workflow", "resources", "lexicons")
+# Jobs that use every core they are given ask for more than any machine has: Snakemake caps a job's threads at
+# --cores (for SLURM jobs too, where --cores is the CPUs per job). Unlike `workflow.cores`, this needs no --cores
+# to parse, so `snakemake --report` and `--lint` work without one.
+ALL_CORES = 4096
 BUILT_MODELS = [alias for alias, m in STUDY.models.items() if m.build]
 
 
@@ -31,6 +46,11 @@ wildcard_constraints:
     variant=rf"{BASE_VARIANT}|({_alternatives(STUDY.datasets)})-r\d+-q(4|8|16)",
     task=_alternatives(STUDY.tasks),
     lang=_alternatives(STUDY.languages),
+
+
+def job_resources(stage_params):
+    """A GPU stage's resources: its `gpu` count and the config's further resources (runtime, mem_mb, gpu_model...)."""
+    return {"gpu": stage_params.get("gpu", 1), **stage_params.get("resources", {})}
 
 
 def adapter_path(f):
@@ -50,8 +70,12 @@ def all_score_files():
 
 
 def get_final_output():
-    plots = expand(f"{R}/plots/{{model}}/{{figure}}.png", model=STUDY.models, figure=["score_vs_rank", "delta_heatmap"])
-    return [f"{R}/tables/scores.csv"] + plots
+    """The tidy CSV, the tables derived from it, and every figure the study's grid supports (report.smk: FIGURES)."""
+    tables = [f"{R}/tables/{name}" for name in ("scores.csv", "missing.csv", "cost.csv", "summary.md")]
+    if config.get("reference_scores"):
+        tables.append(f"{R}/tables/reference_comparison.csv")
+    plots = expand(f"{R}/plots/{{model}}/{{figure}}.{{ext}}", model=plotted_models(), figure=FIGURES, ext=["png", "pdf"])
+    return tables + plots
 
 
 def get_base_model_input(wildcards):
@@ -69,3 +93,28 @@ def template_languages():
 
 def lexicon_files(languages):
     return [os.path.join(LEXICON_DIR, f"{lang}.yaml") for lang in languages]
+
+
+# allow_missing (config; README "Reruns, faults and bad configs"): the second step after a --keep-going run in which
+# jobs failed. The study is cut down to what finished, the adapters that exist and the evaluations whose score files
+# all exist, so that aggregate, summarize and plot run on that and nothing upstream is scheduled; the cells cut are
+# written to {results}/tables/missing.csv by aggregate (header only in a complete run).
+ALLOW_MISSING = bool(config.get("allow_missing", False))
+MISSING_CELLS = []
+if ALLOW_MISSING:
+    STUDY, MISSING_CELLS = STUDY.restricted_to_finished(
+        adapter_done=lambda f: os.path.isdir(adapter_path(f)),
+        scores_done=lambda m, v, t: all(os.path.isfile(score_path(m, v, t, lang)) for lang in STUDY.tasks[t].languages),
+    )
+    logger.warning(
+        f"allow_missing: aggregating {len(STUDY.cells())} finished scores; {len(MISSING_CELLS)} cells of the grid "
+        f"have none and are listed in {R}/tables/missing.csv"
+    )
+
+
+def plotted_models():
+    """The models with figures: all; with allow_missing, those with at least one finished adapter evaluation (a
+    model with base scores only has no comparison to draw; its scores are in the table all the same)."""
+    if not ALLOW_MISSING:
+        return list(STUDY.models)
+    return [m for m in STUDY.models if any(v != BASE_VARIANT and mm == m for mm, v, _ in STUDY.evaluations())]

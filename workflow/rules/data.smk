@@ -13,7 +13,7 @@ rule build_tiny_model:
         languages=template_languages(),
         seed=STUDY.seed,
         spec=STUDY.tiny_model,
-    threads: workflow.cores
+    threads: ALL_CORES
     log:
         "logs/build_tiny_model/{model}.log",
     benchmark:
@@ -34,7 +34,7 @@ rule synth_data:
     params:
         spec=lambda wc: STUDY.datasets[wc.data],
         languages=lambda wc: {l: STUDY.languages[l] for l in STUDY.datasets[wc.data]["languages"]},
-        seed=STUDY.seed,
+        seed=lambda wc: STUDY.data_seed(wc.data),  # datasets.<name>.seed, default: the global seed
         lexicon_dir=LEXICON_DIR,
     log:
         "logs/synth_data/{data}.log",

@@ -1,6 +1,21 @@
 # Evaluate: one job per model x variant x task runs every language of the task with one model load and writes
-# one score file per language. The base model (variant "base") is evaluated once and shared by all comparisons.
-# Adding a language to a task reruns that task's jobs (its outputs change); other tasks are untouched.
+# one score file per language. The base model (variant "base") is evaluated once per task and shared by all
+# comparisons.
+#
+# What reruns (README, "How evaluation is organised"): a job of evaluate_<task> reruns when one of its score files
+# is missing (a language added to the task: its new file), when its params change (the task's languages, lm-eval task
+# names, num_fewshot, limit; the model's source, revision, prompt format; the bits it is evaluated at;
+# batch_size; seed), when an input is newer (the adapter, the built model, a local task's held-out sets) or when
+# workflow/scripts/evaluate.py is edited. Other tasks' jobs are untouched by any of these for this task.
+# Edits to the maple package (e.g. maple/evaluation.py) trigger nothing: rerun with --forcerun evaluate_<task>.
+# The samples files (evaluation.log_samples) are outputs but not targets of `all`: switching the option on writes
+# them for evaluations that run from then on and reruns nothing by itself.
+
+LOG_SAMPLES = bool(STUDY.evaluation_params.get("log_samples", False))
+
+
+def samples_path(model, variant, task, lang):
+    return f"{R}/samples/{model}/{variant}/{task}/{lang}.jsonl"
 
 
 def get_adapter_input(wildcards):
@@ -64,6 +79,10 @@ for _task in STUDY.tasks.values():
             unpack(get_evaluate_input(_task.alias)),
         output:
             scores=[score_path("{model}", "{variant}", _task.alias, lang) for lang in _task.languages],
+            # lm-eval's full samples (prompts, responses) beside the scores, with evaluation.log_samples.
+            samples=[samples_path("{model}", "{variant}", _task.alias, lang) for lang in _task.languages]
+            if LOG_SAMPLES
+            else [],
         params:
             task=get_evaluate_params(_task.alias),
             languages=list(_task.languages),
@@ -74,9 +93,9 @@ for _task in STUDY.tasks.values():
             trust_remote_code=lambda wc: STUDY.models[wc.model].trust_remote_code,
             batch_size=STUDY.evaluation_params.get("batch_size", "auto"),
             seed=STUDY.seed,
-        threads: workflow.cores
+        threads: ALL_CORES
         resources:
-            gpu=STUDY.evaluation_params.get("gpu", 1),
+            **job_resources(STUDY.evaluation_params),
         log:
             f"logs/evaluate/{{model}}/{{variant}}/{_task.alias}.log",
         benchmark:

@@ -2,20 +2,34 @@
 
 import os
 
+import pandas as pd
+
 from maple.aggregation import load_scores, tidy_table
 from maple.jobs import logged_to
 
 
-def main(score_files: list[str], languages: dict, out_csv: str, seed: int) -> int:
+MISSING_COLUMNS = ["model", "variant", "task", "lang", "reason"]
+
+
+def main(score_files: list[str], languages: dict, out_csv: str, seed: int, missing: list[dict] | None = None,
+         missing_csv: str | None = None) -> int:
     table = tidy_table(load_scores(score_files), languages, seed=seed)
-    tmp = f"{out_csv}.tmp"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out_csv)
+    outputs = [(table, out_csv)]
+    if missing_csv:
+        # The grid cells with no score (config allow_missing): header only when the grid is complete.
+        outputs.append((pd.DataFrame(missing or [], columns=MISSING_COLUMNS), missing_csv))
+        if missing:
+            print(f"{len(missing)} cells of the grid have no score: see {missing_csv}")
+    for frame, path in outputs:
+        tmp = f"{path}.tmp"
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
     return len(table)
 
 
 if __name__ == "__main__":
     with logged_to(snakemake.log[0]):  # noqa: F821
         rows = main(list(snakemake.input.scores), snakemake.params.languages, snakemake.output.csv,  # noqa: F821
-                    snakemake.params.seed)  # noqa: F821
+                    snakemake.params.seed, snakemake.params.get("missing"),  # noqa: F821
+                    snakemake.output.get("missing"))  # noqa: F821
         print(f"{rows} rows")

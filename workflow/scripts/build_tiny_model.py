@@ -2,13 +2,14 @@
 
 import json
 
-from maple.data.template import pretraining_corpus
+from maple.data.template import pretraining_corpus, question_answer_corpus
 from maple.jobs import logged_to, use_threads
 from maple.tiny_model import build_tiny_llama
 
 
 def main(lexicon_dir: str, languages: list[str], out_dir: str, seed: int, spec: dict) -> list[dict]:
     corpus = pretraining_corpus(languages, lexicon_dir, seed, spec.get("pretrain_sentences_per_language", 300))
+    corpus += question_answer_corpus(languages, lexicon_dir, seed, spec.get("pretrain_qa_per_language", 300))
     return build_tiny_llama(
         corpus,
         out_dir,
@@ -19,7 +20,7 @@ def main(lexicon_dir: str, languages: list[str], out_dir: str, seed: int, spec: 
         num_hidden_layers=spec.get("num_hidden_layers", 2),
         num_attention_heads=spec.get("num_attention_heads", 4),
         max_position_embeddings=spec.get("max_position_embeddings", 128),
-        pretrain_epochs=spec.get("pretrain_epochs", 6),
+        pretrain_epochs=spec.get("pretrain_epochs", 4),
         learning_rate=spec.get("learning_rate", 3e-3),
     )
 

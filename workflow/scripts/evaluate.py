@@ -10,6 +10,7 @@ def run_from_snakemake(smk) -> dict:
     p = smk.params
     task = TaskRun(**p.task)
     score_files = dict(zip(p.languages, smk.output.scores))
+    samples_files = dict(zip(p.languages, smk.output.samples)) if smk.output.get("samples") else None
     return evaluate_variant(
         model_alias=smk.wildcards.model,
         variant=smk.wildcards.variant,
@@ -23,6 +24,7 @@ def run_from_snakemake(smk) -> dict:
         trust_remote_code=p.trust_remote_code,
         batch_size=p.batch_size,
         seed=p.seed,
+        samples_files=samples_files,
     )
 
 

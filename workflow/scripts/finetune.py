@@ -2,18 +2,23 @@
 
 By hand: python workflow/scripts/finetune.py --base results/models/tiny --train results/data/demo/train.jsonl \
     --out /tmp/adapter --rank 4 --bits 4
+A rerun of the same command after a kill resumes from the last checkpoint in /tmp/adapter.work/; --attempt N runs
+with the micro-batch of Snakemake's N-th attempt (halved N - 1 times).
 """
 
 import argparse
 import json
 
 from maple.jobs import logged_to, use_threads
-from maple.training import FinetuneParams, finetune
+from maple.training import FinetuneParams, finetune, micro_batch_for_attempt
 
 
 def run_from_snakemake(smk) -> dict:
-    params = FinetuneParams(rank=int(smk.wildcards.rank), bits=int(smk.wildcards.bits), **smk.params.train)
-    return finetune(smk.params.base_source, smk.input.train, smk.output.adapter, params)
+    """The rule's resources carry Snakemake's attempt and the micro-batch the rule derived from it."""
+    attempt = int(getattr(smk.resources, "attempt", 1))
+    train = {**smk.params.train, "micro_batch_size": int(smk.resources.micro_batch_size)}
+    params = FinetuneParams(rank=int(smk.wildcards.rank), bits=int(smk.wildcards.bits), **train)
+    return finetune(smk.params.base_source, smk.input.train, smk.output.adapter, params, attempt=attempt)
 
 
 def cli() -> None:
@@ -24,11 +29,14 @@ def cli() -> None:
     parser.add_argument("--rank", type=int, required=True)
     parser.add_argument("--bits", type=int, choices=(4, 8, 16), default=16)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--attempt", type=int, default=1, help="as Snakemake's attempt: halves the micro-batch N-1 times")
     parser.add_argument("--params", default="{}", help="JSON of further FinetuneParams fields")
     args = parser.parse_args()
     params = FinetuneParams(rank=args.rank, bits=args.bits, seed=args.seed, **json.loads(args.params))
-    metrics = finetune(args.base, args.train, args.out, params)
-    print(json.dumps({k: metrics[k] for k in ("train_loss", "global_step", "wall_seconds")}))
+    params.micro_batch_size = micro_batch_for_attempt(params.effective_batch_size, params.micro_batch_size, args.attempt)
+    metrics = finetune(args.base, args.train, args.out, params, attempt=args.attempt)
+    print(json.dumps({k: metrics[k] for k in ("train_loss", "global_step", "resumed_from_step", "wall_seconds",
+                                              "real_tokens_per_second", "useful_token_fraction")}))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,47 @@
-"""Snakemake rule plot: the figures of one model from the tidy CSV."""
+"""Snakemake rule plot: every figure of one model, PNG and PDF, from the tidy CSV and the tables derived from it
+(cost.csv, reference_comparison.csv) and the adapters' train_metrics.json (loss curves)."""
+
+import json
 
 import pandas as pd
 
+from maple import plotting
 from maple.jobs import logged_to
-from maple.plotting import delta_heatmap, score_vs_rank
-
-FIGURES = {"score_vs_rank": score_vs_rank, "delta_heatmap": delta_heatmap}
 
 
-def main(csv: str, model: str, outputs: dict) -> None:
+def make_figure(name: str, model: str, table: pd.DataFrame, cost: str | None = None,
+                metrics_files: dict[str, str] | None = None, comparison: str | None = None,
+                dataset_labels: dict | None = None, english: str = "en"):
+    """The Figure `name` of `model`; the inputs each figure reads are loaded here."""
+    if name == "loss_curves":
+        histories = {}
+        for variant, path in (metrics_files or {}).items():
+            with open(path, encoding="utf-8") as f:
+                histories[variant] = json.load(f)
+        return plotting.loss_curves(histories, model)
+    if name == "cost_vs_gain":
+        return plotting.cost_vs_gain(pd.read_csv(cost), model)
+    if name == "reference_comparison":
+        return plotting.reference_comparison(pd.read_csv(comparison), model)
+    if name == "english_retention":
+        return plotting.english_retention(table, model, english=english)
+    if name == "data_comparison":
+        return plotting.data_comparison(table, model, dataset_labels=dataset_labels)
+    return getattr(plotting, name)(table, model)
+
+
+def main(csv: str, model: str, figures: list[str], outputs: dict, **inputs) -> None:
     table = pd.read_csv(csv)
-    for name, make in FIGURES.items():
-        fig = make(table, model)
-        fig.savefig(outputs[name], dpi=130)
+    for name in figures:
+        fig = make_figure(name, model, table, **inputs)
+        plotting.save_figure(fig, outputs[name], outputs.get(f"{name}_pdf"))
+        print(f"{name}: {outputs[name]}")
 
 
 if __name__ == "__main__":
-    with logged_to(snakemake.log[0]):  # noqa: F821
-        main(snakemake.input.csv, snakemake.wildcards.model, dict(snakemake.output.items()))  # noqa: F821
+    sm = snakemake  # noqa: F821
+    with logged_to(sm.log[0]):
+        main(sm.input.csv, sm.wildcards.model, sm.params.figures, dict(sm.output.items()),
+             cost=sm.input.cost, metrics_files=sm.params.metrics_files,
+             comparison=sm.input.get("reference_comparison"), dataset_labels=sm.params.dataset_labels,
+             english=sm.params.english)

@@ -2,8 +2,14 @@
 lm-evaluation-harness, loading the model once, and write one score file per language.
 
 Design (one job per model x variant x task): the model load is paid once per task, not once per score, and adding
-a language to a task reruns that task's jobs only. Local tasks are lm-eval task YAMLs (`dataset_path: json`)
-written from the held-out sets at run time, with the prompt rendered in the model's own prompt format.
+a language to a task reruns that task's jobs only (README, "How evaluation is organised"; bench/eval_overhead.py
+projects the model-load share). Local tasks are lm-eval task YAMLs (`dataset_path: json`) written from the held-out
+sets at run time, with the prompt rendered in the model's own prompt format.
+
+A score file holds the headline metric (value, stderr, n), the per-example values of that metric (what the paired
+bootstrap of the aggregate needs), lm-eval's own results for the task and `provenance` (PROVENANCE_FIELDS). lm-eval's
+full samples (prompts, responses, filtered responses) go to a side JSONL file when samples_files is given
+(`evaluation.log_samples`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,16 @@ from .records import read_jsonl, write_jsonl
 from .training import compute_dtype, device_kind, load_base
 
 SHIPPED_TASKS = Path(__file__).resolve().parents[2] / "resources" / "lm_eval_tasks"
+
+# What every score file's `provenance` holds (tests read these back).
+PROVENANCE_FIELDS = (
+    "model_alias", "model_source", "model_revision", "model_fingerprint",  # fingerprint: {kind: sha256|hub_commit, value}
+    "variant", "adapter_dir", "adapter_sha256", "bits",  # adapter_*: None for the base
+    "task", "lm_eval_task", "task_version", "num_fewshot", "limit", "n_examples",
+    "seed", "batch_size", "batch_size_used", "device", "dtype",
+    "software", "workflow_commit",  # software: lm_eval, transformers, peft, torch, ... versions
+    "wall_seconds", "model_load_seconds", "eval_seconds", "languages_in_job", "samples_file",
+)
 
 
 @dataclass
@@ -155,7 +171,7 @@ def evaluate_variant(
         )
     finished = time.time()
 
-    provenance = {
+    job_provenance = {
         "model_alias": model_alias,
         "model_source": base_source,
         "model_revision": revision,
@@ -165,12 +181,16 @@ def evaluate_variant(
         "adapter_sha256": adapter_hash(adapter_dir) if adapter_dir else None,
         "bits": bits,
         "seed": seed,
+        "batch_size": batch_size,
+        "batch_size_used": _batch_size_used(lm),
         "device": device_kind(),
         "dtype": str(compute_dtype()),
         "software": software_versions(),
         "workflow_commit": workflow_commit(),
+        # One job evaluates every language of the task: these times are the job's, shared by its score files.
+        "wall_seconds": finished - started,
         "model_load_seconds": loaded - started,
-        "job_wall_seconds": finished - started,
+        "eval_seconds": finished - loaded,
         "languages_in_job": list(score_files),
     }
     summary = {}
@@ -179,6 +199,19 @@ def evaluate_variant(
         task_results = results["results"][name]
         metric_key = f"{task.metric},none"
         samples = results["samples"].pop(name, [])
+        n = results.get("n-samples", {}).get(name, {}).get("effective")
+        version = results.get("versions", {}).get(name)
+        samples_file = str(samples_files[lang]) if samples_files and lang in samples_files else None
+        provenance = {
+            **job_provenance,
+            "task": task.alias,
+            "lm_eval_task": name,
+            "task_version": version,
+            "num_fewshot": task.num_fewshot,
+            "limit": task.limit,
+            "n_examples": n,
+            "samples_file": samples_file,
+        }
         score = {
             "model": model_alias,
             "variant": variant,
@@ -188,15 +221,15 @@ def evaluate_variant(
             "metric": task.metric,
             "value": task_results.get(metric_key),
             "stderr": task_results.get(f"{task.metric}_stderr,none"),
-            "n": results.get("n-samples", {}).get(name, {}).get("effective"),
-            "task_version": results.get("versions", {}).get(name),
+            "n": n,
+            "task_version": version,
             "num_fewshot": task.num_fewshot,
             "per_example": per_example_values(samples, task.metric),
-            "provenance": provenance,
+            "provenance": {k: provenance[k] for k in PROVENANCE_FIELDS},
             "lm_eval": {
                 "results": task_results,
                 "config": results.get("configs", {}).get(name),
-                "version": results.get("versions", {}).get(name),
+                "version": version,
                 "n-samples": results.get("n-samples", {}).get(name),
                 "higher_is_better": results.get("higher_is_better", {}).get(name),
                 "run_config": results.get("config"),
@@ -206,11 +239,30 @@ def evaluate_variant(
         }
         if score["value"] is None:
             raise RuntimeError(f"lm-eval returned no {metric_key!r} for task {name}: got {sorted(task_results)}")
+        if samples_file:
+            _write_jsonl_atomic(samples, samples_file, handle_non_serializable)
         _write_json_atomic(score, path, handle_non_serializable)
-        if samples_files and lang in samples_files:
-            _write_json_atomic(samples, samples_files[lang], handle_non_serializable)
         summary[lang] = score["value"]
     return summary
+
+
+def _batch_size_used(lm):
+    """The batch size lm-eval ran with: the configured integer, or what 'auto' detected (per schedule)."""
+    sizes = getattr(lm, "batch_sizes", None)
+    if sizes:
+        return sorted({int(v) for v in sizes.values()})
+    size = getattr(lm, "batch_size", None)
+    return int(size) if isinstance(size, int) or (isinstance(size, str) and size.isdigit()) else size
+
+
+def _write_jsonl_atomic(records, path, default) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False, default=default) + "\n")
+    os.replace(tmp, path)
 
 
 def _write_json_atomic(obj, path, default) -> None:

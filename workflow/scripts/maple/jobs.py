@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
+import traceback
+
+# What a job's log states about where it ran: enough to tell which SLURM job and GPU it had. Names only these
+# variables, never the whole environment, so no token can reach a log.
+PLACEMENT_VARIABLES = ("SLURM_JOB_ID", "SLURM_CPUS_PER_TASK", "CUDA_VISIBLE_DEVICES")
+
+
+def placement() -> str:
+    values = " ".join(f"{name}={os.environ.get(name, 'unset')}" for name in PLACEMENT_VARIABLES)
+    return f"[maple] host={socket.gethostname()} {values}"
 
 
 @contextlib.contextmanager
@@ -20,8 +31,13 @@ def logged_to(path: str | None):
     with open(path, "a", encoding="utf-8") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        print(placement(), flush=True)
         try:
             yield
+        except BaseException:
+            # The log is where a user looks first: the error goes there too, not only to Snakemake's console.
+            traceback.print_exc()
+            raise
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -6,6 +6,7 @@ Nothing here reads the environment beyond versions and git: no token or other se
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -31,12 +32,29 @@ def directory_hash(directory: str | os.PathLike, suffixes=WEIGHT_SUFFIXES, exclu
 
 
 def adapter_hash(adapter_dir: str | os.PathLike) -> str:
-    """Hash of the adapter weights and config: what determines the adapted model (not its logs or README)."""
+    """Hash of the adapter weights and config: what determines the adapted model (not its logs or README).
+
+    The config is hashed in a canonical form: peft writes `target_modules` (a set) in a different order in each
+    process, which would give the same adapter a different hash in every run.
+    """
     root = Path(adapter_dir)
-    files = [p for p in (root / "adapter_model.safetensors", root / "adapter_config.json") if p.exists()]
-    if not files:
+    weights, config = root / "adapter_model.safetensors", root / "adapter_config.json"
+    if not weights.exists() and not config.exists():
         raise FileNotFoundError(f"{adapter_dir}: no adapter_model.safetensors or adapter_config.json")
-    return hash_files(files, root)
+    digest = hashlib.sha256()
+    if weights.exists():
+        digest.update(hash_files([weights], root).encode())
+    if config.exists():
+        digest.update(canonical_adapter_config(config).encode())
+    return digest.hexdigest()
+
+
+def canonical_adapter_config(path: Path) -> str:
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("target_modules", "modules_to_save", "exclude_modules"):
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    return json.dumps(config, sort_keys=True)
 
 
 def model_fingerprint(source: str, config=None) -> dict:

@@ -333,3 +333,22 @@ def pretraining_corpus(languages: list[str], lexicon_dir: str | Path, seed: int,
         corpus.extend(_take(groups, n_sentences_per_language, random.Random(f"{seed}-corpus-{lang}")))
     random.Random(f"{seed}-corpus").shuffle(corpus)
     return corpus
+
+
+def question_answer_corpus(languages: list[str], lexicon_dir: str | Path, seed: int,
+                           n_per_language: int) -> list[str]:
+    """The facts as "Q: ...\nA:\n..." texts in every phrasing, n per language, shuffled together.
+
+    A pretrained LLM knows facts and answers questions in some layout before it is instruction-tuned; this gives
+    the tiny base that knowledge in a layout other than the instruction prompt, so finetuning has the format (and
+    the mapping to it) to teach, as in the paper's setting.
+    """
+    corpus: list[str] = []
+    for lang in languages:
+        items = all_items(lang, load_lexicon(lang, lexicon_dir))
+        rng = random.Random(f"{seed}-qa-{lang}")
+        picked = _take(_by_family(items), n_per_language, rng)
+        # The answer starts a line, as it does after the instruction prompt: the same tokens, a different layout.
+        corpus.extend(f"Q: {item['instruction']}\nA:\n{item['output']}" for item in picked)
+    random.Random(f"{seed}-qa").shuffle(corpus)
+    return corpus
