@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, copy_run, run_snakemake, small_config, write_config
+from conftest import REPO, copy_run, run_snakemake, write_config
 from maple.evaluation import PROVENANCE_FIELDS, TaskRun, evaluate_variant
 from maple.provenance import adapter_hash, directory_hash
 

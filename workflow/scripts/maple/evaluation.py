@@ -150,18 +150,20 @@ def evaluate_variant(
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=trust_remote_code)
 
     with tempfile.TemporaryDirectory(prefix="maple-tasks-") as task_dir:
-        # lm-eval's own tasks, plus the task YAMLs this repo ships for languages lm-eval lacks, plus local tasks.
-        include_path = [str(SHIPPED_TASKS)]
+        # lm_eval tasks: lm-eval's own, plus the task YAMLs this repo ships for languages lm-eval lacks. Local tasks:
+        # only the YAMLs written here; indexing lm-eval's thousands of task files would cost seconds per job.
         if task.source == "local":
             write_local_tasks(task, prompt_format, tokenizer, Path(task_dir))
-            include_path.append(task_dir)
+            task_manager = TaskManager(include_path=[task_dir], include_defaults=False)
+        else:
+            task_manager = TaskManager(include_path=[str(SHIPPED_TASKS)])
         names = [task.lm_eval_names[lang] for lang in score_files]
         results = lm_eval.simple_evaluate(
             model=lm,
             tasks=names,
             num_fewshot=task.num_fewshot,
             limit=task.limit,
-            task_manager=TaskManager(include_path=include_path),
+            task_manager=task_manager,
             log_samples=True,
             random_seed=seed,
             numpy_random_seed=seed,
@@ -240,7 +242,7 @@ def evaluate_variant(
         if score["value"] is None:
             raise RuntimeError(f"lm-eval returned no {metric_key!r} for task {name}: got {sorted(task_results)}")
         if samples_file:
-            _write_jsonl_atomic(samples, samples_file, handle_non_serializable)
+            write_jsonl(samples, samples_file, default=handle_non_serializable)
         _write_json_atomic(score, path, handle_non_serializable)
         summary[lang] = score["value"]
     return summary
@@ -253,16 +255,6 @@ def _batch_size_used(lm):
         return sorted({int(v) for v in sizes.values()})
     size = getattr(lm, "batch_size", None)
     return int(size) if isinstance(size, int) or (isinstance(size, str) and size.isdigit()) else size
-
-
-def _write_jsonl_atomic(records, path, default) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False, default=default) + "\n")
-    os.replace(tmp, path)
 
 
 def _write_json_atomic(obj, path, default) -> None:

@@ -32,14 +32,15 @@ def check_record(record: dict) -> dict:
     return record
 
 
-def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:
-    """Write records atomically: a temporary file beside the target, renamed at the end."""
+def write_jsonl(records: Iterable[dict], path: str | os.PathLike, default=None) -> None:
+    """Write records atomically: a temporary file beside the target, renamed at the end. `default` serialises
+    what JSON cannot (as json.dumps)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for record in records:
-            f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+            f.write(json.dumps(record, ensure_ascii=False, sort_keys=True, default=default) + "\n")
     os.replace(tmp, path)
 
 
