@@ -14,14 +14,24 @@ from pathlib import Path
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
 
 
+def _update_with_file(digest, path: str | os.PathLike) -> None:
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    _update_with_file(digest, path)
+    return digest.hexdigest()
+
+
 def hash_files(paths: list[Path], root: Path) -> str:
     """sha256 over (relative name, content) of the files, in sorted order."""
     digest = hashlib.sha256()
     for path in sorted(paths):
         digest.update(str(path.relative_to(root)).encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        _update_with_file(digest, path)
     return digest.hexdigest()
 
 

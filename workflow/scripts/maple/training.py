@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .prompts import format_prompt
+from .provenance import file_sha256
 from .records import read_jsonl
 
 METRICS_FILE = "train_metrics.json"
@@ -184,14 +185,6 @@ def to_prompt_completion(records: list[dict], prompt_format: str, tokenizer) -> 
 # --- resumable runs -------------------------------------------------------------------------------------------------
 
 
-def _file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _base_identity(source: str, revision: str) -> dict:
     """A local base: name, size and mtime of its files (cheap; a rebuilt model changes them). A hub id: id and
     revision."""
@@ -209,7 +202,7 @@ def run_fingerprint(base_source: str, train_file: str | os.PathLike, params: Fin
     fields = {k: v for k, v in asdict(params).items() if k not in NOT_IN_FINGERPRINT}
     key = {
         "params": fields,
-        "train_sha256": _file_sha256(train_file),
+        "train_sha256": file_sha256(train_file),
         "base": _base_identity(base_source, params.revision),
         "versions": {p: version(p) for p in ("torch", "transformers", "trl", "peft")},
     }
