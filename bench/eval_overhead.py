@@ -68,21 +68,41 @@ class PaperTask:
 # with the Llama-2 tokenizer, averaged over the task's languages (non-Latin scripts take 2-4x the English count):
 # estimates from the prompt templates of lm-eval 0.4.13, stated here so that they can be checked and changed.
 PAPER_TASKS = {
-    "belebele": PaperTask(900, Shape("loglikelihood", context=400, choices=4, continuation=1),
-                          "test 900/lang; passage+question+4 answers ~180 tokens in English, ~400 averaged"),
-    "xcopa": PaperTask(500, Shape("loglikelihood", context=25, choices=2, continuation=15),
-                       "test 500/lang; premise + connective, each alternative ~15 tokens"),
-    "xnli": PaperTask(2490, Shape("loglikelihood", context=1, choices=3, continuation=70),
-                      "validation 2490/lang (lm-eval's xnli has no test split); premise+hypothesis per choice"),
-    "xstorycloze": PaperTask(1511, Shape("loglikelihood", context=80, choices=2, continuation=20),
-                             "eval 1511/lang; four sentences, two endings"),
-    "xquad": PaperTask(1190, Shape("generate", context=350, new_tokens=24),
-                       "validation 1190/lang; paragraph+question, greedy until newline"),
-    "mlqa": PaperTask({"en": 11590, "es": 5253, "de": 4517, "ar": 5335, "hi": 4918, "vi": 5495, "zh": 5137},
-                      Shape("generate", context=350, new_tokens=24),
-                      "test, same-language pairs (en 11590 .. de 4517); context+question, until newline"),
-    "xlsum": PaperTask(500, Shape("generate", context=1200, new_tokens=64),
-                       "test capped by the config's limit 500; first 2000 characters, summary until newline"),
+    "belebele": PaperTask(
+        900,
+        Shape("loglikelihood", context=400, choices=4, continuation=1),
+        "test 900/lang; passage+question+4 answers ~180 tokens in English, ~400 averaged",
+    ),
+    "xcopa": PaperTask(
+        500,
+        Shape("loglikelihood", context=25, choices=2, continuation=15),
+        "test 500/lang; premise + connective, each alternative ~15 tokens",
+    ),
+    "xnli": PaperTask(
+        2490,
+        Shape("loglikelihood", context=1, choices=3, continuation=70),
+        "validation 2490/lang (lm-eval's xnli has no test split); premise+hypothesis per choice",
+    ),
+    "xstorycloze": PaperTask(
+        1511,
+        Shape("loglikelihood", context=80, choices=2, continuation=20),
+        "eval 1511/lang; four sentences, two endings",
+    ),
+    "xquad": PaperTask(
+        1190,
+        Shape("generate", context=350, new_tokens=24),
+        "validation 1190/lang; paragraph+question, greedy until newline",
+    ),
+    "mlqa": PaperTask(
+        {"en": 11590, "es": 5253, "de": 4517, "ar": 5335, "hi": 4918, "vi": 5495, "zh": 5137},
+        Shape("generate", context=350, new_tokens=24),
+        "test, same-language pairs (en 11590 .. de 4517); context+question, until newline",
+    ),
+    "xlsum": PaperTask(
+        500,
+        Shape("generate", context=1200, new_tokens=64),
+        "test capped by the config's limit 500; first 2000 characters, summary until newline",
+    ),
 }
 
 # The demo's local tasks (workflow/scripts/maple/evaluation.py): the Alpaca-style prompt of a one-line question.
@@ -92,8 +112,15 @@ DEMO_SHAPES = {
 }
 
 # Llama-2-7B's shape.
-LLAMA_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096)
+LLAMA_7B = dict(
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    vocab_size=32000,
+    max_position_embeddings=4096,
+)
 
 # Used for the 7B when it is not measured (no GPU): ASSUMPTIONS, each with its reason. They lean towards a fast
 # evaluation and a slow load, i.e. towards a large load share.
@@ -162,8 +189,16 @@ def project(cells: list[dict], design: str, startup_s: float, load_s: dict, exam
     startup = startup_s * len(groups)
     evaluation = sum(cell["examples"] * example_s[cell["task"]] for cell in cells)
     total = startup + load + evaluation
-    return dict(design=design, processes=len(groups), load_s=load, startup_s=startup, eval_s=evaluation,
-                total_s=total, load_share=load / total, overhead_share=(load + startup) / total)
+    return dict(
+        design=design,
+        processes=len(groups),
+        load_s=load,
+        startup_s=startup,
+        eval_s=evaluation,
+        total_s=total,
+        load_share=load / total,
+        overhead_share=(load + startup) / total,
+    )
 
 
 def assumed_7b_example_s(shape: Shape, assumed: dict = ASSUMED_7B) -> float:
@@ -181,10 +216,12 @@ def assumed_7b_example_s(shape: Shape, assumed: dict = ASSUMED_7B) -> float:
 
 def measure_startup(repeats: int = 1) -> float:
     """A fresh process: interpreter, imports of the evaluation stack and lm-eval's task index (median seconds)."""
-    code = ("import torch, transformers, peft, lm_eval\n"
-            "from lm_eval.models.huggingface import HFLM\n"
-            "from lm_eval.tasks import TaskManager\n"
-            f"TaskManager(include_path=[{str(SHIPPED_TASKS)!r}])\n")
+    code = (
+        "import torch, transformers, peft, lm_eval\n"
+        "from lm_eval.models.huggingface import HFLM\n"
+        "from lm_eval.tasks import TaskManager\n"
+        f"TaskManager(include_path=[{str(SHIPPED_TASKS)!r}])\n"
+    )
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -214,9 +251,13 @@ def build_model(out_dir: Path, shape: dict, tokenizer, dtype, device: str, adapt
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(**{**shape, "vocab_size": len(tokenizer)}, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         tie_word_embeddings=False)
+    config = LlamaConfig(
+        **{**shape, "vocab_size": len(tokenizer)},
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -226,8 +267,12 @@ def build_model(out_dir: Path, shape: dict, tokenizer, dtype, device: str, adapt
         torch.set_default_dtype(previous)
     model.save_pretrained(out_dir / "base")
     tokenizer.save_pretrained(out_dir / "base")
-    lora = LoraConfig(r=adapter_rank, lora_alpha=2 * adapter_rank, task_type="CAUSAL_LM",
-                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    lora = LoraConfig(
+        r=adapter_rank,
+        lora_alpha=2 * adapter_rank,
+        task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    )
     get_peft_model(model, lora).save_pretrained(out_dir / "adapter")
     del model
     if device == "cuda":
@@ -308,8 +353,9 @@ def measure_per_example(lm, tokenizer, shape: Shape, n_examples: int, seed: int 
             return time.perf_counter() - started
         # A stop string the model cannot produce: every example decodes exactly new_tokens tokens.
         kwargs = {"until": ["\u0000never\u0000"], "max_gen_toks": shape.new_tokens, "do_sample": False}
-        instances = [Instance("generate_until", {}, (tokenizer.decode(ids), dict(kwargs)), i)
-                     for i, ids in enumerate(requests)]
+        instances = [
+            Instance("generate_until", {}, (tokenizer.decode(ids), dict(kwargs)), i) for i, ids in enumerate(requests)
+        ]
         started = time.perf_counter()
         lm.generate_until(instances, disable_tqdm=True)
         return time.perf_counter() - started
@@ -318,8 +364,16 @@ def measure_per_example(lm, tokenizer, shape: Shape, n_examples: int, seed: int 
     return run(n_examples) / n_examples
 
 
-def measure_model(label: str, model_dir: Path, tokenizer, shapes: dict, bits_list: list[int], repeats: int,
-                  n_examples: int, batch_size) -> dict:
+def measure_model(
+    label: str,
+    model_dir: Path,
+    tokenizer,
+    shapes: dict,
+    bits_list: list[int],
+    repeats: int,
+    n_examples: int,
+    batch_size,
+) -> dict:
     import gc
 
     import torch
@@ -367,13 +421,17 @@ def print_projection(title: str, cells: list[dict], startup_s: float, load_s: di
     print(f"  {len(cells)} score files, {n_examples:,} examples evaluated in all")
     rows = [project(cells, design, startup_s, load_s, example_s) for design in DESIGNS]
     unit, scale = ("h", 3600) if max(r["total_s"] for r in rows) > 3600 else ("s", 1)
-    print(f"  {'design':<12} {'processes':>9} {'model load ' + unit:>12} {'startup ' + unit:>10} "
-          f"{'evaluate ' + unit:>11} {'total ' + unit:>9} {'load share':>10} {'load+startup':>12}")
+    print(
+        f"  {'design':<12} {'processes':>9} {'model load ' + unit:>12} {'startup ' + unit:>10} "
+        f"{'evaluate ' + unit:>11} {'total ' + unit:>9} {'load share':>10} {'load+startup':>12}"
+    )
     for r in rows:
         chosen = "  <- chosen" if r["design"] == "per task" else ""
-        print(f"  {r['design']:<12} {r['processes']:>9,} {r['load_s'] / scale:>12.2f} {r['startup_s'] / scale:>10.2f} "
-              f"{r['eval_s'] / scale:>11.2f} {r['total_s'] / scale:>9.2f} {r['load_share']:>10.1%} "
-              f"{r['overhead_share']:>12.1%}{chosen}")
+        print(
+            f"  {r['design']:<12} {r['processes']:>9,} {r['load_s'] / scale:>12.2f} {r['startup_s'] / scale:>10.2f} "
+            f"{r['eval_s'] / scale:>11.2f} {r['total_s'] / scale:>9.2f} {r['load_share']:>10.1%} "
+            f"{r['overhead_share']:>12.1%}{chosen}"
+        )
     return rows
 
 
@@ -381,15 +439,23 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--big", action="store_true", help="measure the 7B-shaped model (implied by --device cuda)")
-    parser.add_argument("--big-shape", type=json.loads, default=None,
-                        help="JSON overrides of the 7B shape (e.g. to try the --big path small on a CPU)")
+    parser.add_argument(
+        "--big-shape",
+        type=json.loads,
+        default=None,
+        help="JSON overrides of the 7B shape (e.g. to try the --big path small on a CPU)",
+    )
     parser.add_argument("--paper-config", type=Path, default=REPO / "config" / "maple.yaml")
     parser.add_argument("--demo-config", type=Path, default=REPO / "config" / "config.yaml")
     parser.add_argument("--repeats", type=int, default=3, help="loads per bits (median)")
     parser.add_argument("--examples", type=int, default=64, help="synthetic examples per task shape")
     parser.add_argument("--batch-size", default="32", help="lm-eval batch size for the per-example timing")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default 1 on CPU: stable timings on a shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default 1 on CPU: stable timings on a shared machine)",
+    )
     parser.add_argument("--tmpdir", default=None, help="where the measured models are saved (local disk)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
@@ -406,38 +472,64 @@ def main(argv=None) -> dict:
     batch_size = int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
     bits_list = [16, 4] if _has_bitsandbytes() else [16]
 
-    print(f"device {args.device} ({torch.cuda.get_device_name(0) if args.device == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"device {args.device} ({torch.cuda.get_device_name(0) if args.device == 'cuda' else 'CPU'}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print("[startup] fresh process: imports + lm-eval task index ...", flush=True)
     startup_s = measure_startup()
     report = {"device": args.device, "startup_s": startup_s}
 
     with open(args.demo_config, encoding="utf-8") as f:
         demo_spec = yaml.safe_load(f).get("tiny_model", {})
-    demo_shape = {k: demo_spec.get(k, v) for k, v in dict(
-        hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=128).items()}
+    demo_shape = {
+        k: demo_spec.get(k, v)
+        for k, v in dict(
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=128,
+        ).items()
+    }
     with tempfile.TemporaryDirectory(prefix="maple-eval-overhead-", dir=args.tmpdir) as tmp:
         tmp = Path(tmp)
         tokenizer = demo_tokenizer(demo_spec.get("vocab_size", 2000))
         build_model(tmp / "demo", demo_shape, tokenizer, torch.float32, "cpu", adapter_rank=4)
-        demo = measure_model("demo model", tmp / "demo", tokenizer, DEMO_SHAPES, bits_list, args.repeats,
-                             args.examples, batch_size)
+        demo = measure_model(
+            "demo model", tmp / "demo", tokenizer, DEMO_SHAPES, bits_list, args.repeats, args.examples, batch_size
+        )
         big = None
         if args.big or args.device == "cuda":
             shape = {**LLAMA_7B, **(args.big_shape or {})}
             tokenizer = demo_tokenizer(demo_spec.get("vocab_size", 2000), pad_to=shape["vocab_size"])
             dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
             print(f"[7B-shaped] building {shape} ...", flush=True)
-            build_model(tmp / "big", {k: v for k, v in shape.items() if k != "vocab_size"}, tokenizer, dtype,
-                        args.device, adapter_rank=16)
+            build_model(
+                tmp / "big",
+                {k: v for k, v in shape.items() if k != "vocab_size"},
+                tokenizer,
+                dtype,
+                args.device,
+                adapter_rank=16,
+            )
             shapes = {name: task.shape for name, task in PAPER_TASKS.items()}
-            big = measure_model("7B-shaped", tmp / "big", tokenizer, shapes, bits_list, max(1, args.repeats - 1),
-                                args.examples, batch_size)
+            big = measure_model(
+                "7B-shaped",
+                tmp / "big",
+                tokenizer,
+                shapes,
+                bits_list,
+                max(1, args.repeats - 1),
+                args.examples,
+                batch_size,
+            )
 
-    print(f"\nmeasured: startup {startup_s:.2f} s per process; demo model load (base + adapter) "
-          + ", ".join(f"bits {b}: {s:.2f} s" for b, s in demo["load_s"].items())
-          + f" (torch threads {torch.get_num_threads()})")
+    print(
+        f"\nmeasured: startup {startup_s:.2f} s per process; demo model load (base + adapter) "
+        + ", ".join(f"bits {b}: {s:.2f} s" for b, s in demo["load_s"].items())
+        + f" (torch threads {torch.get_num_threads()})"
+    )
     demo["load_s"].setdefault(4, demo["load_s"][16])  # not measured: as bits 16
     demo["load_s"].setdefault(8, demo["load_s"][4])  # LLM.int8 taken to cost what NF4 does
     print("  demo per example: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in demo["example_s"].items()))
@@ -445,9 +537,16 @@ def main(argv=None) -> dict:
     demo_study = load_study(args.demo_config)
     demo_cells = study_cells(demo_study)
     demo_example_s = {alias: demo["example_s"][task.kind] for alias, task in demo_study.tasks.items()}
-    report["demo"] = {"measured": demo, "rows": print_projection(
-        f"DEMO config {args.demo_config.name} on this {args.device.upper()} (all measured)",
-        demo_cells, startup_s, demo["load_s"], demo_example_s)}
+    report["demo"] = {
+        "measured": demo,
+        "rows": print_projection(
+            f"DEMO config {args.demo_config.name} on this {args.device.upper()} (all measured)",
+            demo_cells,
+            startup_s,
+            demo["load_s"],
+            demo_example_s,
+        ),
+    }
 
     paper_study = load_study(args.paper_config)
     paper_cells = study_cells(paper_study)
@@ -463,25 +562,36 @@ def main(argv=None) -> dict:
         load_s = dict(ASSUMED_7B["load_s"])
         example_s = {name: assumed_7b_example_s(task.shape) for name, task in PAPER_TASKS.items()}
         source = "7B on one H100 ASSUMED (no GPU here; see ASSUMED_7B), startup measured here"
-    print(f"\n7B per example ({'measured' if big else 'ASSUMED'}): "
-          + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in example_s.items()))
+    print(
+        f"\n7B per example ({'measured' if big else 'ASSUMED'}): "
+        + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in example_s.items())
+    )
     measured_bits = big["load_s"] if big else {}
-    print("7B load (base + adapter): " + ", ".join(
-        f"bits {b} {s:.1f} s ({'measured' if b in measured_bits else 'ASSUMED'})" for b, s in sorted(load_s.items())))
+    print(
+        "7B load (base + adapter): "
+        + ", ".join(
+            f"bits {b} {s:.1f} s ({'measured' if b in measured_bits else 'ASSUMED'})" for b, s in sorted(load_s.items())
+        )
+    )
     print("examples per language: " + "; ".join(f"{k}: {t.source}" for k, t in PAPER_TASKS.items()))
-    rows = print_projection(f"PAPER config {args.paper_config.name}: {source}", paper_cells, startup_s, load_s,
-                            example_s)
+    rows = print_projection(
+        f"PAPER config {args.paper_config.name}: {source}", paper_cells, startup_s, load_s, example_s
+    )
     chosen = next(r for r in rows if r["design"] == "per task")
     per_score = next(r for r in rows if r["design"] == "per score")
     # How much faster evaluation would have to be for the chosen design's load share to reach 10 %:
     # load / (startup + load + eval / k) = 0.1  <=>  k = eval / (9 load - startup).
     margin = 9 * chosen["load_s"] - chosen["startup_s"]
-    print(f"\nmodel-load share of evaluation wall time, paper config: {chosen['load_share']:.1%} under the chosen "
-          f"design (one process per model x variant x task) vs {per_score['load_share']:.1%} with one process "
-          f"per score ({chosen['overhead_share']:.1%} vs {per_score['overhead_share']:.1%} with process startup)")
+    print(
+        f"\nmodel-load share of evaluation wall time, paper config: {chosen['load_share']:.1%} under the chosen "
+        f"design (one process per model x variant x task) vs {per_score['load_share']:.1%} with one process "
+        f"per score ({chosen['overhead_share']:.1%} vs {per_score['overhead_share']:.1%} with process startup)"
+    )
     if margin > 0:
-        print(f"the chosen design stays at or under 10 % model-load share unless evaluation is "
-              f"{chosen['eval_s'] / margin:.1f}x faster than {'measured' if big else 'assumed'}")
+        print(
+            f"the chosen design stays at or under 10 % model-load share unless evaluation is "
+            f"{chosen['eval_s'] / margin:.1f}x faster than {'measured' if big else 'assumed'}"
+        )
     else:
         print("the chosen design stays under 10 % model-load share however fast evaluation is (startup dominates)")
     report["paper"] = {"source": source, "load_s": load_s, "example_s": example_s, "rows": rows}

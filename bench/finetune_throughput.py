@@ -52,16 +52,30 @@ ARMS = ("maple", "trainer_defaults", "trainer_same_micro")
 TRAINER_DEFAULT_MICRO_BATCH = 8  # transformers.TrainingArguments.per_device_train_batch_size
 ARCHS = {
     # Llama-2-7B's shape (meta-llama/Llama-2-7b-hf config.json); random init, no weights needed
-    "llama-2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                       num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5),
+    "llama-2-7b": dict(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+    ),
 }
 
 
-def finetune_params(config_path: str, rank: int | None, bits: int, seed: int | None, epochs: float | None,
-                    max_steps: int | None, batching: str | None = None):
+def finetune_params(
+    config_path: str,
+    rank: int | None,
+    bits: int,
+    seed: int | None,
+    epochs: float | None,
+    max_steps: int | None,
+    batching: str | None = None,
+):
     """FinetuneParams from a workflow config's finetune section (schema defaults for keys it leaves out)."""
     import yaml
-
     from maple.training import FinetuneParams, micro_batch_for_attempt
 
     with open(config_path, encoding="utf-8") as f:
@@ -75,20 +89,24 @@ def finetune_params(config_path: str, rank: int | None, bits: int, seed: int | N
         kwargs["max_steps"] = max_steps
     if batching is not None:
         kwargs["batching"] = batching
-    params = FinetuneParams(rank=rank or section["ranks"][0], bits=bits,
-                            seed=config.get("seed", 1234) if seed is None else seed, **kwargs)
+    params = FinetuneParams(
+        rank=rank or section["ranks"][0], bits=bits, seed=config.get("seed", 1234) if seed is None else seed, **kwargs
+    )
     params.micro_batch_size = micro_batch_for_attempt(params.effective_batch_size, params.micro_batch_size, 1)
     return params
 
 
 def random_init_model(arch: str, tokenizer, device: str):
     import torch
+    from maple.training import compute_dtype
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from maple.training import compute_dtype
-
-    config = LlamaConfig(**ARCHS[arch], pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        **ARCHS[arch],
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(0)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=compute_dtype(), attn_implementation="sdpa")
@@ -97,9 +115,8 @@ def random_init_model(arch: str, tokenizer, device: str):
 
 def load_model(args, params):
     """(model, tokenizer): the base at args.base, or a random-init model of args.arch's shape with its tokenizer."""
-    from transformers import AutoTokenizer
-
     from maple.training import load_base
+    from transformers import AutoTokenizer
 
     if args.arch == "tiny":
         return load_base(args.base, params.bits)
@@ -116,23 +133,31 @@ def baseline_trainer(params, model, tokenizer, train_file: str, output_dir: str,
     causal-LM padding collator, default TrainingArguments except what defines the training problem."""
     import torch
     from datasets import Dataset
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
-
     from maple.records import read_jsonl
     from maple.training import compute_dtype, device_kind, measured, micro_batch_for_attempt, to_prompt_completion
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
     set_seed(params.seed)
     pc = to_prompt_completion(read_jsonl(train_file), params.prompt_format, tokenizer)
     texts = [p + c + tokenizer.eos_token for p, c in zip(pc["prompt"], pc["completion"])]
     dataset = Dataset.from_dict({"text": texts}).map(
         lambda batch: tokenizer(batch["text"], truncation=True, max_length=params.max_seq_length),
-        batched=True, remove_columns=["text"])
+        batched=True,
+        remove_columns=["text"],
+    )
     if params.bits != 16:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    model = get_peft_model(model, LoraConfig(r=params.rank, lora_alpha=params.rank * params.lora_alpha_per_rank,
-                                             lora_dropout=params.lora_dropout,
-                                             target_modules=list(params.target_modules), task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=params.rank,
+            lora_alpha=params.rank * params.lora_alpha_per_rank,
+            lora_dropout=params.lora_dropout,
+            target_modules=list(params.target_modules),
+            task_type="CAUSAL_LM",
+        ),
+    )
     micro = micro_batch_for_attempt(params.effective_batch_size, micro_batch, 1)
     args = TrainingArguments(
         output_dir=output_dir,
@@ -148,8 +173,13 @@ def baseline_trainer(params, model, tokenizer, train_file: str, output_dir: str,
         report_to=[],
         disable_tqdm=True,
     )
-    return measured(Trainer)(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                             data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
+    return measured(Trainer)(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+    )
 
 
 def model_flops(model, meter) -> dict:
@@ -170,11 +200,22 @@ def model_flops(model, meter) -> dict:
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     d_attn = config.num_attention_heads * head_dim
-    flops = (4 * frozen * meter.real + 6 * lora * meter.real + 4 * head * meter.loss_tokens
-             + 12 * d_attn * config.num_hidden_layers * meter.causal_pairs)
-    return {"model_flops": flops, "frozen_linear_params": frozen, "lm_head_params": head, "lora_params": lora,
-            "d_attn": d_attn, "layers": config.num_hidden_layers, "causal_pairs": meter.causal_pairs,
-            "loss_tokens": meter.loss_tokens}
+    flops = (
+        4 * frozen * meter.real
+        + 6 * lora * meter.real
+        + 4 * head * meter.loss_tokens
+        + 12 * d_attn * config.num_hidden_layers * meter.causal_pairs
+    )
+    return {
+        "model_flops": flops,
+        "frozen_linear_params": frozen,
+        "lm_head_params": head,
+        "lora_params": lora,
+        "d_attn": d_attn,
+        "layers": config.num_hidden_layers,
+        "causal_pairs": meter.causal_pairs,
+        "loss_tokens": meter.loss_tokens,
+    }
 
 
 def measure_bf16_peak(device: str = "cuda") -> dict:
@@ -206,12 +247,10 @@ def measure_bf16_peak(device: str = "cuda") -> dict:
 def run_arm(args) -> dict:
     """One arm in this process; returns its measurements."""
     import torch
-
     from maple.training import build_trainer, peak_memory
 
     torch.set_num_threads(args.threads)
-    params = finetune_params(args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps,
-                             args.batching)
+    params = finetune_params(args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps, args.batching)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     model, tokenizer = load_model(args, params)
@@ -225,10 +264,17 @@ def run_arm(args) -> dict:
             micro = trainer.args.per_device_train_batch_size
         trainer.train()
     meter = trainer.meter
-    result = {"arm": args.arm, "micro_batch": micro, "accumulation": trainer.args.gradient_accumulation_steps,
-              "steps": trainer.state.global_step, "loop_seconds": meter.seconds(), **meter.summary(),
-              **peak_memory(), "batching": params.batching if args.arm == "maple" else "padded (random order)",
-              **model_flops(trainer.model, meter)}
+    result = {
+        "arm": args.arm,
+        "micro_batch": micro,
+        "accumulation": trainer.args.gradient_accumulation_steps,
+        "steps": trainer.state.global_step,
+        "loop_seconds": meter.seconds(),
+        **meter.summary(),
+        **peak_memory(),
+        "batching": params.batching if args.arm == "maple" else "padded (random order)",
+        **model_flops(trainer.model, meter),
+    }
     return result
 
 
@@ -243,20 +289,30 @@ def fmt_bytes(n) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"),
-                        help="workflow config whose finetune section sets the params (default: the demo)")
+    parser.add_argument(
+        "--config",
+        default=str(REPO / "config" / "config.yaml"),
+        help="workflow config whose finetune section sets the params (default: the demo)",
+    )
     parser.add_argument("--base", default="results/models/tiny", help="base model directory (and tokenizer)")
     parser.add_argument("--train", default="results/data/demo/train.jsonl")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--arch", choices=("tiny", *ARCHS), default="tiny",
-                        help="tiny: the model at --base; otherwise a random-init model of that shape")
+    parser.add_argument(
+        "--arch",
+        choices=("tiny", *ARCHS),
+        default="tiny",
+        help="tiny: the model at --base; otherwise a random-init model of that shape",
+    )
     parser.add_argument("--rank", type=int, help="LoRA rank (default: the config's first)")
     parser.add_argument("--bits", type=int, choices=(4, 8, 16), default=16)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per arm (default 1)")
     parser.add_argument("--max-steps", type=int, help="optimiser steps per arm instead of epochs")
-    parser.add_argument("--batching", choices=("length_grouped", "packed", "padded"),
-                        help="the maple arm's batching (default: the config's)")
+    parser.add_argument(
+        "--batching",
+        choices=("length_grouped", "packed", "padded"),
+        help="the maple arm's batching (default: the config's)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -291,8 +347,10 @@ def main() -> None:
         if not torch.cuda.is_available():
             raise SystemExit("--device cuda: no CUDA device")
         peak = measure_bf16_peak()
-        print(f"bf16 matmul peak of {torch.cuda.get_device_name()}: {peak['flops_per_second'] / 1e12:.1f} TFLOP/s "
-              f"({peak['n']}^3 matmuls)")
+        print(
+            f"bf16 matmul peak of {torch.cuda.get_device_name()}: {peak['flops_per_second'] / 1e12:.1f} TFLOP/s "
+            f"({peak['n']}^3 matmuls)"
+        )
     forward = [a for a in sys.argv[1:]]
     runs: dict[str, list[dict]] = {a: [] for a in arms}
     with tempfile.TemporaryDirectory(prefix="bench-finetune-") as tmp:
@@ -304,30 +362,44 @@ def main() -> None:
                 started = time.time()
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
-                    raise SystemExit(f"arm {arm} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+                    raise SystemExit(
+                        f"arm {arm} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+                    )
                 result = json.loads(Path(result_file).read_text())
                 result["process_seconds"] = time.time() - started
                 if peak:
                     result["mfu"] = result["model_flops"] / result["loop_seconds"] / peak["flops_per_second"]
                 runs[arm].append(result)
-                print(f"repeat {repeat + 1} {arm:>18}: {result['real_tokens_per_second']:8.0f} real tok/s, useful "
-                      f"{result['useful_token_fraction']:.3f}, micro {result['micro_batch']} x {result['accumulation']}"
-                      f", {result['steps']} steps in {result['loop_seconds']:.1f} s, peak {fmt_bytes(result['peak_memory_bytes'])}"
-                      + (f", MFU {result['mfu']:.1%}" if peak else ""), flush=True)
+                print(
+                    f"repeat {repeat + 1} {arm:>18}: {result['real_tokens_per_second']:8.0f} real tok/s, useful "
+                    f"{result['useful_token_fraction']:.3f}, micro {result['micro_batch']} x {result['accumulation']}"
+                    f", {result['steps']} steps in {result['loop_seconds']:.1f} s, peak {fmt_bytes(result['peak_memory_bytes'])}"
+                    + (f", MFU {result['mfu']:.1%}" if peak else ""),
+                    flush=True,
+                )
 
-    summary = {arm: {k: median(rs, k) for k in ("real_tokens_per_second", "useful_token_fraction",
-                                                "peak_memory_bytes", "loop_seconds", "mfu")}
-               for arm, rs in runs.items()}
-    params = finetune_params(args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps,
-                             args.batching)
-    print(f"\nmedian of {args.repeats} runs per arm; {args.device}, model {args.arch} ({args.base}), data {args.train}, "
-          f"rank {params.rank}, bits {params.bits}, effective batch {params.effective_batch_size}, "
-          f"{'max_steps ' + str(params.max_steps) if params.max_steps > 0 else str(params.epochs) + ' epoch(s)'}, "
-          f"{args.threads} threads")
-    print(f"{'arm':>18} {'real tok/s':>11} {'useful':>7} {'peak memory':>12} {'loop s':>7}" + ("   MFU" if peak else ""))
+    summary = {
+        arm: {
+            k: median(rs, k)
+            for k in ("real_tokens_per_second", "useful_token_fraction", "peak_memory_bytes", "loop_seconds", "mfu")
+        }
+        for arm, rs in runs.items()
+    }
+    params = finetune_params(args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps, args.batching)
+    print(
+        f"\nmedian of {args.repeats} runs per arm; {args.device}, model {args.arch} ({args.base}), data {args.train}, "
+        f"rank {params.rank}, bits {params.bits}, effective batch {params.effective_batch_size}, "
+        f"{'max_steps ' + str(params.max_steps) if params.max_steps > 0 else str(params.epochs) + ' epoch(s)'}, "
+        f"{args.threads} threads"
+    )
+    print(
+        f"{'arm':>18} {'real tok/s':>11} {'useful':>7} {'peak memory':>12} {'loop s':>7}" + ("   MFU" if peak else "")
+    )
     for arm, s in summary.items():
-        print(f"{arm:>18} {s['real_tokens_per_second']:11.0f} {s['useful_token_fraction']:7.3f} "
-              f"{fmt_bytes(s['peak_memory_bytes']):>12} {s['loop_seconds']:7.1f}" + (f" {s['mfu']:6.1%}" if peak else ""))
+        print(
+            f"{arm:>18} {s['real_tokens_per_second']:11.0f} {s['useful_token_fraction']:7.3f} "
+            f"{fmt_bytes(s['peak_memory_bytes']):>12} {s['loop_seconds']:7.1f}" + (f" {s['mfu']:6.1%}" if peak else "")
+        )
     ratios = {}
     for arm in arms[1:] if arms[0] == "maple" else [a for a in arms if a != "maple"]:
         m, b = summary["maple"], summary[arm]
@@ -336,19 +408,24 @@ def main() -> None:
             "useful_token_fraction": m["useful_token_fraction"] / b["useful_token_fraction"],
             "peak_memory": m["peak_memory_bytes"] / b["peak_memory_bytes"],
         }
-        print(f"maple / {arm}: real tokens per second x{ratios[arm]['real_tokens_per_second']:.2f}, useful-token "
-              f"fraction {m['useful_token_fraction']:.3f} vs {b['useful_token_fraction']:.3f}, peak memory "
-              f"x{ratios[arm]['peak_memory']:.2f}" + (f", MFU {m['mfu']:.1%} vs {b['mfu']:.1%}" if peak else ""))
+        print(
+            f"maple / {arm}: real tokens per second x{ratios[arm]['real_tokens_per_second']:.2f}, useful-token "
+            f"fraction {m['useful_token_fraction']:.3f} vs {b['useful_token_fraction']:.3f}, peak memory "
+            f"x{ratios[arm]['peak_memory']:.2f}" + (f", MFU {m['mfu']:.1%} vs {b['mfu']:.1%}" if peak else "")
+        )
     if peak:
         flops = runs["maple"][0]
-        print(f"model FLOPs per arm (real tokens only, LoRA: frozen weights get no weight gradients): 4 x "
-              f"{flops['frozen_linear_params']:,} frozen block linear params x real tokens + 6 x "
-              f"{flops['lora_params']:,} LoRA params x real tokens + 4 x {flops['lm_head_params']:,} lm_head params x "
-              f"tokens with a label + 12 x d_attn {flops['d_attn']} x {flops['layers']} layers x causal (query, key) "
-              f"pairs; against the measured bf16 matmul peak {peak['flops_per_second'] / 1e12:.1f} TFLOP/s")
+        print(
+            f"model FLOPs per arm (real tokens only, LoRA: frozen weights get no weight gradients): 4 x "
+            f"{flops['frozen_linear_params']:,} frozen block linear params x real tokens + 6 x "
+            f"{flops['lora_params']:,} LoRA params x real tokens + 4 x {flops['lm_head_params']:,} lm_head params x "
+            f"tokens with a label + 12 x d_attn {flops['d_attn']} x {flops['layers']} layers x causal (query, key) "
+            f"pairs; against the measured bf16 matmul peak {peak['flops_per_second'] / 1e12:.1f} TFLOP/s"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "summary": summary, "ratios": ratios, "peak": peak},
-                                              indent=1))
+        Path(args.json).write_text(
+            json.dumps({"runs": runs, "summary": summary, "ratios": ratios, "peak": peak}, indent=1)
+        )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, *args: str, config: Path | None = None, check: bool = True,
-                  timeout: int = 1800) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, *args: str, config: Path | None = None, check: bool = True, timeout: int = 1800
+) -> subprocess.CompletedProcess:
     """Run this repo's workflow with workdir as the working directory."""
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
     if config is not None:
@@ -51,7 +52,9 @@ def run_snakemake(workdir: Path, *args: str, config: Path | None = None, check: 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}): {' '.join(cmd)}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}): {' '.join(cmd)}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 
@@ -92,8 +95,13 @@ def small_config() -> dict:
     config = load_default_config()
     langs = ["en", "de", "sw"]
     config["languages"] = {k: v for k, v in config["languages"].items() if k in langs}
-    config["tiny_model"].update(hidden_size=64, intermediate_size=128, pretrain_epochs=2,
-                                pretrain_sentences_per_language=120, pretrain_qa_per_language=120)
+    config["tiny_model"].update(
+        hidden_size=64,
+        intermediate_size=128,
+        pretrain_epochs=2,
+        pretrain_sentences_per_language=120,
+        pretrain_qa_per_language=120,
+    )
     config["datasets"]["demo"].update(languages=list(langs), n_train_per_language=48, n_eval_per_language=16)
     config["finetune"].update(ranks=[4], bits=[4, 16], epochs=1)
     config["evaluation"]["tasks"]["demo_mc"]["languages"] = list(langs)

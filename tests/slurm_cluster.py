@@ -17,9 +17,9 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -40,15 +40,16 @@ class SlurmCluster:
 
     def run(self, *args: str, check: bool = True, timeout: int = 60) -> subprocess.CompletedProcess:
         """Run a SLURM client command (sinfo, squeue, scontrol, ...) against this cluster."""
-        return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout,
-                              env=self.env)
+        return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout, env=self.env)
 
     def logs(self) -> str:
         parts = []
         for name in ("slurmctld.log", "slurmd.log", "munged.log"):
             path = self.state_dir / name
             if path.exists():
-                parts.append(f"----- {path} (tail) -----\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
+                parts.append(
+                    f"----- {path} (tail) -----\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:])
+                )
         return "\n".join(parts)
 
 
@@ -61,8 +62,9 @@ def _env(slurm_conf: Path) -> dict[str, str]:
 
 
 def _cluster_sh(action: str, state_dir: Path, timeout: int) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(CLUSTER_SH), action, str(state_dir)], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        ["bash", str(CLUSTER_SH), action, str(state_dir)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from maple.aggregation import paired_bootstrap_ci, parse_variant, tidy_table
 
 LANGUAGES = {"en": {"script": "Latn", "resource": "high"}, "sw": {"script": "Latn", "resource": "low"}}
@@ -12,8 +11,14 @@ LANGUAGES = {"en": {"script": "Latn", "resource": "high"}, "sw": {"script": "Lat
 def score(variant, task, lang, per_example, metric="acc"):
     values = [v for _, v in per_example]
     return {
-        "model": "tiny", "variant": variant, "task": task, "lang": lang, "metric": metric,
-        "value": sum(values) / len(values), "stderr": 0.1, "n": len(values),
+        "model": "tiny",
+        "variant": variant,
+        "task": task,
+        "lang": lang,
+        "metric": metric,
+        "value": sum(values) / len(values),
+        "stderr": 0.1,
+        "n": len(values),
         "per_example": [{"doc_id": d, "value": v} for d, v in per_example],
     }
 
@@ -84,14 +89,35 @@ def test_csv_carries_the_bootstrap_interval_of_a_known_case(tmp_path):
 
     base = [(i, float(i % 2)) for i in range(400)]  # right on the odd examples
     adapter = [(i, 1.0 if i < 80 else v) for i, v in base]  # also right on the 40 even ones among the first 80
-    scores = [score("base", "mc", "sw", base), score("demo-r8-q4", "mc", "sw", adapter),
-              score("base", "mc", "en", [(0, 0.0), (1, 1.0)]), score("demo-r8-q4", "mc", "en", [(0, 0.0), (1, 0.0)]),
-              score("base", "gen", "en", [(0, 0.0)]), score("demo-r8-q4", "gen", "en", [(1, 1.0)])]
+    scores = [
+        score("base", "mc", "sw", base),
+        score("demo-r8-q4", "mc", "sw", adapter),
+        score("base", "mc", "en", [(0, 0.0), (1, 1.0)]),
+        score("demo-r8-q4", "mc", "en", [(0, 0.0), (1, 0.0)]),
+        score("base", "gen", "en", [(0, 0.0)]),
+        score("demo-r8-q4", "gen", "en", [(1, 1.0)]),
+    ]
     out = tmp_path / "scores.csv"
     assert main(write_score_files(tmp_path, scores), LANGUAGES, str(out), seed=0) == 6
     table = pd.read_csv(out)
-    assert list(table.columns) == ["model", "variant", "data", "rank", "bits", "task", "lang", "script", "resource",
-                                   "metric", "value", "stderr", "n", "delta_vs_base", "delta_ci_low", "delta_ci_high"]
+    assert list(table.columns) == [
+        "model",
+        "variant",
+        "data",
+        "rank",
+        "bits",
+        "task",
+        "lang",
+        "script",
+        "resource",
+        "metric",
+        "value",
+        "stderr",
+        "n",
+        "delta_vs_base",
+        "delta_ci_low",
+        "delta_ci_high",
+    ]
     row = table[(table["variant"] == "demo-r8-q4") & (table["lang"] == "sw")].iloc[0]
     assert (row["n"], row["stderr"], row["rank"], row["bits"]) == (400, 0.1, 8, 4)
     assert row["delta_vs_base"] == pytest.approx(0.1)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake, small_config
 
 
@@ -55,8 +54,11 @@ def _add_model(alias: str, spec: dict):
 
 def _unknown_lm_eval_task(config):
     config["languages"]["en"]["codes"] = {"xcopa": "en"}
-    config["evaluation"]["tasks"]["xcopa"] = {"source": "lm_eval", "lm_eval_task": "no_such_task_{code}",
-                                              "languages": ["en"]}
+    config["evaluation"]["tasks"]["xcopa"] = {
+        "source": "lm_eval",
+        "lm_eval_task": "no_such_task_{code}",
+        "languages": ["en"],
+    }
     return config
 
 
@@ -82,39 +84,70 @@ CASES = {
     "bits_3": (_set("finetune.bits", [3, 16]), ["finetune.bits[0]", "expected one of [4, 8, 16]", "got 3"]),
     "empty_grid_ranks": (_set("finetune.ranks", []), ["finetune.ranks", "expected a list of at least 1 item"]),
     "empty_grid_models": (_set("models", {}), ["models", "expected at least 1 entry"]),
-    "negative_learning_rate": (_set("finetune.learning_rate", -0.001),
-                               ["finetune.learning_rate", "expected a value > 0", "got -0.001"]),
-    "batch_not_a_multiple": (_set("finetune.micro_batch_size", 5),
-                             ["finetune.effective_batch_size", "expected a multiple of finetune.micro_batch_size (5)"]),
+    "negative_learning_rate": (
+        _set("finetune.learning_rate", -0.001),
+        ["finetune.learning_rate", "expected a value > 0", "got -0.001"],
+    ),
+    "batch_not_a_multiple": (
+        _set("finetune.micro_batch_size", 5),
+        ["finetune.effective_batch_size", "expected a multiple of finetune.micro_batch_size (5)"],
+    ),
     "max_steps_zero": (_set("finetune.max_steps", 0), ["finetune.max_steps", "expected -1 (run the epochs) or >= 1"]),
-    "unknown_lm_eval_task": (_unknown_lm_eval_task,
-                             ["evaluation.tasks.xcopa.lm_eval_task", "'no_such_task_en'", "expected a task lm-eval knows"]),
-    "local_task_unknown_dataset": (_set("evaluation.tasks.demo_mc.dataset", "nope"),
-                                   ["evaluation.tasks.demo_mc.dataset", "expected one of the datasets", "'nope'"]),
-    "task_kind_unknown": (_set("evaluation.tasks.demo_mc.kind", "cloze"),
-                          ["evaluation.tasks.demo_mc.kind", "expected one of ['multiple_choice', 'generate']"]),
-    "task_language_not_in_table": (_set("evaluation.tasks.demo_gen.languages", ["en", "fr"]),
-                                   ["evaluation.tasks.demo_gen.languages", "'fr' is not in the languages table"]),
-    "data_language_not_in_table": (_set("datasets.demo.languages", ["en", "de", "sw", "fr"]),
-                                   ["datasets.demo.languages", "'fr' is not in the languages table"]),
-    "language_code_malformed": (_set("languages.EN", {"script": "Latn", "resource": "high"}),
-                                ["languages", "'EN' is not an allowed name"]),
-    "duplicate_model_alias": (_duplicate_model_alias, ["models.tiny", "duplicate key 'tiny'", "expected each key once"]),
-    "alias_with_slash": (_add_model("meta-llama/Llama-2-7b-hf", {"hub_id": "meta-llama/Llama-2-7b-hf"}),
-                         ["models", "'meta-llama/Llama-2-7b-hf' is not an allowed name", "no '/'"]),
-    "model_two_sources": (_set("models.tiny.hub_id", "org/model"),
-                          ["models.tiny", "expected exactly one of hub_id, path, build", "got hub_id, build"]),
-    "missing_local_model_path": (_add_model("local", {"path": "no/such/model"}),
-                                 ["models.local.path", "expected an existing local model directory", "no/such/model"]),
-    "num_fewshot_wrong_type": (_set("evaluation.tasks.demo_mc.num_fewshot", "five"),
-                               ["evaluation.tasks.demo_mc.num_fewshot", "expected an integer", "'five'"]),
-    "trust_remote_code_wrong_type": (_set("models.tiny.trust_remote_code", "yes"),
-                                     ["models.tiny.trust_remote_code", "expected true or false", "'yes'"]),
+    "unknown_lm_eval_task": (
+        _unknown_lm_eval_task,
+        ["evaluation.tasks.xcopa.lm_eval_task", "'no_such_task_en'", "expected a task lm-eval knows"],
+    ),
+    "local_task_unknown_dataset": (
+        _set("evaluation.tasks.demo_mc.dataset", "nope"),
+        ["evaluation.tasks.demo_mc.dataset", "expected one of the datasets", "'nope'"],
+    ),
+    "task_kind_unknown": (
+        _set("evaluation.tasks.demo_mc.kind", "cloze"),
+        ["evaluation.tasks.demo_mc.kind", "expected one of ['multiple_choice', 'generate']"],
+    ),
+    "task_language_not_in_table": (
+        _set("evaluation.tasks.demo_gen.languages", ["en", "fr"]),
+        ["evaluation.tasks.demo_gen.languages", "'fr' is not in the languages table"],
+    ),
+    "data_language_not_in_table": (
+        _set("datasets.demo.languages", ["en", "de", "sw", "fr"]),
+        ["datasets.demo.languages", "'fr' is not in the languages table"],
+    ),
+    "language_code_malformed": (
+        _set("languages.EN", {"script": "Latn", "resource": "high"}),
+        ["languages", "'EN' is not an allowed name"],
+    ),
+    "duplicate_model_alias": (
+        _duplicate_model_alias,
+        ["models.tiny", "duplicate key 'tiny'", "expected each key once"],
+    ),
+    "alias_with_slash": (
+        _add_model("meta-llama/Llama-2-7b-hf", {"hub_id": "meta-llama/Llama-2-7b-hf"}),
+        ["models", "'meta-llama/Llama-2-7b-hf' is not an allowed name", "no '/'"],
+    ),
+    "model_two_sources": (
+        _set("models.tiny.hub_id", "org/model"),
+        ["models.tiny", "expected exactly one of hub_id, path, build", "got hub_id, build"],
+    ),
+    "missing_local_model_path": (
+        _add_model("local", {"path": "no/such/model"}),
+        ["models.local.path", "expected an existing local model directory", "no/such/model"],
+    ),
+    "num_fewshot_wrong_type": (
+        _set("evaluation.tasks.demo_mc.num_fewshot", "five"),
+        ["evaluation.tasks.demo_mc.num_fewshot", "expected an integer", "'five'"],
+    ),
+    "trust_remote_code_wrong_type": (
+        _set("models.tiny.trust_remote_code", "yes"),
+        ["models.tiny.trust_remote_code", "expected true or false", "'yes'"],
+    ),
     "seed_wrong_type": (_set("seed", "abc"), ["seed", "expected an integer", "'abc'"]),
     "data_seed_negative": (_set("datasets.demo.seed", -1), ["datasets.demo.seed", "expected a value >= 0"]),
     "missing_required_section": (_delete("evaluation"), ["(top level)", "missing required key 'evaluation'"]),
-    "batch_size_word": (_set("evaluation.batch_size", "large"),
-                        ["evaluation.batch_size", "expected an integer >= 1, 'auto' or 'auto:N'", "'large'"]),
+    "batch_size_word": (
+        _set("evaluation.batch_size", "large"),
+        ["evaluation.batch_size", "expected an integer >= 1, 'auto' or 'auto:N'", "'large'"],
+    ),
     "allow_missing_wrong_type": (_set("allow_missing", "maybe"), ["allow_missing", "expected true or false"]),
     # Snakemake reads a --configfile before the workflow does; its own message names no line (README). The
     # workflow's checker names it: test_yaml_syntax_error_named_by_the_checker.
@@ -136,8 +169,11 @@ def snapshot(root: Path) -> dict[str, str]:
 def workdir(tmp_path_factory):
     """A workdir whose results directory already holds outputs (stand-ins, with no Snakemake metadata)."""
     root = tmp_path_factory.mktemp("bad-configs")
-    for rel, text in {"results/data/demo/train.jsonl": '{"id": 1}\n', "results/tables/scores.csv": "model\n",
-                      "results/adapters/tiny/demo/r4-q4/adapter_config.json": "{}"}.items():
+    for rel, text in {
+        "results/data/demo/train.jsonl": '{"id": 1}\n',
+        "results/tables/scores.csv": "model\n",
+        "results/adapters/tiny/demo/r4-q4/adapter_config.json": "{}",
+    }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     return root
@@ -182,8 +218,13 @@ def test_yaml_syntax_error_named_by_the_checker(tmp_path):
     parse) names the file, the line and the column."""
     config = write_case(tmp_path, _yaml_syntax_error)
     bad_line = next(i for i, line in enumerate(config.read_text().splitlines(), 1) if line == "finetune: [")
-    result = subprocess.run([sys.executable, str(REPO / "workflow" / "scripts" / "maple" / "config.py"), str(config)],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "workflow" / "scripts" / "maple" / "config.py"), str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert f"{config}, line " in result.stderr and "not valid YAML" in result.stderr, result.stderr
     line = int(result.stderr.split(", line ")[1].split(",")[0])
@@ -192,8 +233,13 @@ def test_yaml_syntax_error_named_by_the_checker(tmp_path):
 
 def test_checker_accepts_the_shipped_configs():
     for name in ("config.yaml", "maple.yaml"):
-        result = subprocess.run([sys.executable, str(REPO / "workflow" / "scripts" / "maple" / "config.py"),
-                                 str(REPO / "config" / name)], capture_output=True, text=True, timeout=120, cwd=REPO)
+        result = subprocess.run(
+            [sys.executable, str(REPO / "workflow" / "scripts" / "maple" / "config.py"), str(REPO / "config" / name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
         assert result.returncode == 0, result.stderr
         assert "valid" in result.stdout
 

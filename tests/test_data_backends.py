@@ -19,9 +19,8 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
-
 import tiny_models  # noqa: E402
+import torch  # noqa: E402
 from maple.data import filters  # noqa: E402
 from maple.data.filters import RecordFilter, SpecError  # noqa: E402
 from maple.hub_access import HubAccessError  # noqa: E402
@@ -31,14 +30,34 @@ from maple.records import INSTRUCTION_FIELDS, check_record  # noqa: E402
 torch.set_num_threads(1)
 
 LANGUAGES = {
-    "en": {"name": "English", "script": "Latn", "resource": "high", "joshi_class": 5,
-           "codes": {"nllb": "eng_Latn", "m2m100": "en", "bactrian_x": "en"}},
-    "de": {"name": "German", "script": "Latn", "resource": "high", "joshi_class": 5,
-           "codes": {"nllb": "deu_Latn", "m2m100": "de", "bactrian_x": "de"}},
-    "ru": {"name": "Russian", "script": "Cyrl", "resource": "high", "joshi_class": 4,
-           "codes": {"nllb": "rus_Cyrl", "m2m100": "ru", "bactrian_x": "ru"}},
-    "hi": {"name": "Hindi", "script": "Deva", "resource": "low", "joshi_class": 4,
-           "codes": {"nllb": "hin_Deva", "m2m100": "hi", "bactrian_x": "hi"}},
+    "en": {
+        "name": "English",
+        "script": "Latn",
+        "resource": "high",
+        "joshi_class": 5,
+        "codes": {"nllb": "eng_Latn", "m2m100": "en", "bactrian_x": "en"},
+    },
+    "de": {
+        "name": "German",
+        "script": "Latn",
+        "resource": "high",
+        "joshi_class": 5,
+        "codes": {"nllb": "deu_Latn", "m2m100": "de", "bactrian_x": "de"},
+    },
+    "ru": {
+        "name": "Russian",
+        "script": "Cyrl",
+        "resource": "high",
+        "joshi_class": 4,
+        "codes": {"nllb": "rus_Cyrl", "m2m100": "ru", "bactrian_x": "ru"},
+    },
+    "hi": {
+        "name": "Hindi",
+        "script": "Deva",
+        "resource": "low",
+        "joshi_class": 4,
+        "codes": {"nllb": "hin_Deva", "m2m100": "hi", "bactrian_x": "hi"},
+    },
 }
 
 
@@ -66,6 +85,7 @@ def assert_one_line_naming(exc: Exception, name: str):
 
 
 # --- filters -------------------------------------------------------------------------------------------------------
+
 
 def test_script_detection():
     assert filters.script_of("a") == "Latn" and filters.script_of("ß") == "Latn"
@@ -106,8 +126,14 @@ def test_normalize_and_length():
 
 def test_record_filter():
     def rec(instruction, output, lang="de", input_text=""):
-        return {"id": "", "instruction": instruction, "input": input_text, "output": output, "lang": lang,
-                "source": "t"}
+        return {
+            "id": "",
+            "instruction": instruction,
+            "input": input_text,
+            "output": output,
+            "lang": lang,
+            "source": "t",
+        }
 
     f = RecordFilter(pick("de", "ru"), dedup=True, min_chars=3, max_chars=40, script_filter=True)
     assert f.accept(rec("Schreibe ein Gedicht.", "Das Meer ist blau."))
@@ -119,8 +145,14 @@ def test_record_filter():
     assert not f.accept(rec("Schreibe ein Gedicht.", "x" * 41))  # too long
     assert f.rejected == {"duplicate": 1, "script": 1, "length": 2}
     assert f.summary("ru") == "1 script" and f.summary("de") == "1 duplicate, 2 length" and f.summary("hi") == "none"
-    g = RecordFilter.from_spec({"min_chars": 1, "script_filter": False}, pick("ru"), dedup=False, min_chars=5,
-                               max_chars=None, script_filter=True)
+    g = RecordFilter.from_spec(
+        {"min_chars": 1, "script_filter": False},
+        pick("ru"),
+        dedup=False,
+        min_chars=5,
+        max_chars=None,
+        script_filter=True,
+    )
     assert (g.dedup, g.min_chars, g.max_chars, g.script_filter) == (False, 1, None, False)
     assert g.accept(rec("Write", "x", lang="ru")) and g.accept(rec("Write", "x", lang="ru"))
     with pytest.raises(ValueError):
@@ -143,6 +175,7 @@ def test_n_per_language_and_seeds():
 
 # --- tiny models, built once -----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
     return tiny_models.build_tiny_llama(tmp_path_factory.mktemp("teacher") / "llama", seed=0)
@@ -155,6 +188,7 @@ def translator_dir(tmp_path_factory):
 
 
 # --- generate ------------------------------------------------------------------------------------------------------
+
 
 def generate_spec(teacher, **extra):
     return {
@@ -178,9 +212,19 @@ def test_generate_real_and_deterministic(teacher_dir, tmp_path):
     from maple.data import generate
 
     seed_prompts = tmp_path / "seeds.jsonl"
-    seed_prompts.write_text("\n".join(json.dumps({"instruction": t, "lang": lang}) for t, lang in [
-        ("Schreibe ein Gedicht.", "de"), ("Erkläre den Himmel.", "de"), ("Напиши стихотворение.", "ru"),
-        ("Give three tips.", "en")]) + "\n", encoding="utf-8")
+    seed_prompts.write_text(
+        "\n".join(
+            json.dumps({"instruction": t, "lang": lang})
+            for t, lang in [
+                ("Schreibe ein Gedicht.", "de"),
+                ("Erkläre den Himmel.", "de"),
+                ("Напиши стихотворение.", "ru"),
+                ("Give three tips.", "en"),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     spec = generate_spec(teacher_dir, seed_prompts=str(seed_prompts), n_examples=2)
     first = generate.build(spec, pick("de", "ru"), seed=11)
     second = generate.build(spec, pick("de", "ru"), seed=11)
@@ -198,8 +242,9 @@ def test_generate_with_chat_template_teacher(tmp_path):
     teacher = tiny_models.build_tiny_llama(tmp_path / "chat", seed=1, chat_template=tiny_models.CHAT_TEMPLATE)
     tokenizer = load_tokenizer(teacher)
     assert generate.resolve_prompt_format({}, tokenizer, "generate") == "chat_template"
-    prompt = generate.response_prompts([("Say hi.", "")], "German", generate.RESPONSE_TEMPLATE, "chat_template",
-                                       tokenizer)[0]
+    prompt = generate.response_prompts(
+        [("Say hi.", "")], "German", generate.RESPONSE_TEMPLATE, "chat_template", tokenizer
+    )[0]
     assert prompt == "<s><|user|>\nSay hi.\n\nAnswer in German.</s>\n<|assistant|>\n"
     records = generate.build(generate_spec(teacher, n_per_language=2), pick("de"), seed=0)
     assert_well_formed(records, ["de"], 2)
@@ -224,7 +269,8 @@ def test_generate_prompts_and_cleaning():
     prompts = generate.response_prompts([("Say hi.", "")], "German", generate.RESPONSE_TEMPLATE, "plain", None)
     assert prompts == ["### Instruction:\nSay hi.\n\nAnswer in German.\n\n### Response:\n"]
     assert generate.sampling_kwargs({}, "response_sampling", generate.RESPONSE_SAMPLING_DEFAULTS, "g") == {
-        "do_sample": False}
+        "do_sample": False
+    }
     with pytest.raises(SpecError, match="sampling: unknown keys"):
         generate.sampling_kwargs({"sampling": {"temp": 1}}, "sampling", generate.SAMPLING_DEFAULTS, "g")
 
@@ -245,8 +291,11 @@ def test_generate_spec_errors(teacher_dir):
 SEED_DATA = [
     {"instruction": "Write a short poem about the sea.", "input": "", "output": "The sea is wide and blue."},
     {"instruction": "Explain why the sky is blue.", "input": "", "output": "Light scatters in the air."},
-    {"instruction": "Give three tips for staying healthy.", "input": "",
-     "output": "Eat well.\nSleep enough.\nMove every day."},
+    {
+        "instruction": "Give three tips for staying healthy.",
+        "input": "",
+        "output": "Eat well.\nSleep enough.\nMove every day.",
+    },
     {"instruction": "Summarize the text.", "input": "The cat sat on the mat all day.", "output": "A cat rested."},
     {"instruction": "Name a fruit.", "input": "", "output": "Apple."},
     {"instruction": "Explain why the sky is blue.", "input": "", "output": "A duplicate that is dropped."},
@@ -288,8 +337,9 @@ def test_translate_real_and_deterministic(translator_dir, seed_path):
     originals = {(s["instruction"], s["input"], s["output"]) for s in SEED_DATA}
     assert all((r["instruction"], r["input"], r["output"]) in originals for r in english)  # source: untranslated
     german = [r for r in first if r["lang"] == "de"]
-    assert not any((r["instruction"], r["output"]) in {(s["instruction"], s["output"]) for s in SEED_DATA}
-                   for r in german)
+    assert not any(
+        (r["instruction"], r["output"]) in {(s["instruction"], s["output"]) for s in SEED_DATA} for r in german
+    )
     assert [r for r in first if r["lang"] == "de"] != [r for r in first if r["lang"] == "ru"]
 
 
@@ -297,11 +347,19 @@ def test_translate_jsonl_seed_and_teacher_responses(translator_dir, teacher_dir,
     from maple.data import translate
 
     path = tmp_path / "seed.jsonl"
-    path.write_text("\n".join(json.dumps({"q": s["instruction"], "a": s["output"]}) for s in SEED_DATA) + "\n",
-                    encoding="utf-8")
-    spec = translate_spec(translator_dir, path, languages=["de"], seed_columns={"instruction": "q", "output": "a",
-                                                                                  "input": None},
-                          responses="teacher", teacher=teacher_dir, min_new_tokens=4, n_per_language=2)
+    path.write_text(
+        "\n".join(json.dumps({"q": s["instruction"], "a": s["output"]}) for s in SEED_DATA) + "\n", encoding="utf-8"
+    )
+    spec = translate_spec(
+        translator_dir,
+        path,
+        languages=["de"],
+        seed_columns={"instruction": "q", "output": "a", "input": None},
+        responses="teacher",
+        teacher=teacher_dir,
+        min_new_tokens=4,
+        n_per_language=2,
+    )
     first = translate.build(spec, pick("de"), seed=3)
     assert_well_formed(first, ["de"], 2)
     assert first == translate.build(spec, pick("de"), seed=3)
@@ -313,16 +371,22 @@ def test_translate_forces_target_language_token(kind, translator_dir, tmp_path):
     from maple.data import translate
     from maple.hub_access import load_seq2seq_lm, load_tokenizer
 
-    path = translator_dir if kind == "nllb" else tiny_models.build_tiny_translator(
-        tmp_path / "fast", ["eng_Latn", "deu_Latn", "rus_Cyrl"], tokenizer="fast")
+    path = (
+        translator_dir
+        if kind == "nllb"
+        else tiny_models.build_tiny_translator(
+            tmp_path / "fast", ["eng_Latn", "deu_Latn", "rus_Cyrl"], tokenizer="fast"
+        )
+    )
     tokenizer = load_tokenizer(path)
     model = load_seq2seq_lm(path)
     assert type(tokenizer).__name__ == ("NllbTokenizer" if kind == "nllb" else "TokenizersBackend")
     for code in ("deu_Latn", "rus_Cyrl"):
         token_id = tokenizer.convert_tokens_to_ids(code)
         assert token_id != tokenizer.unk_token_id
-        batches = translate.translate_ids(model, tokenizer, ["Write a poem.", "Name a fruit."], "eng_Latn", code,
-                                          batch_size=2, max_new_tokens=4)
+        batches = translate.translate_ids(
+            model, tokenizer, ["Write a poem.", "Name a fruit."], "eng_Latn", code, batch_size=2, max_new_tokens=4
+        )
         assert (batches[0][:, 1] == token_id).all()  # decoder start, then the forced language token
         assert tokenizer.src_lang == "eng_Latn"
     if kind == "nllb":  # the real NLLB tokenizer marks the source language on the input
@@ -365,10 +429,18 @@ def test_translate_spec_errors(translator_dir, seed_path, tmp_path):
 
 # --- hub -----------------------------------------------------------------------------------------------------------
 
+
 def make_rows(lang, n):
     words = {"de": "Aufgabe", "ru": "Задача"}[lang]
-    return [{"instruction": f"{words} {i}", "input": "" if i % 2 else f"Eingabe {i}", "output": f"{words} {i} ok",
-             "id": str(i)} for i in range(n)]
+    return [
+        {
+            "instruction": f"{words} {i}",
+            "input": "" if i % 2 else f"Eingabe {i}",
+            "output": f"{words} {i} ok",
+            "id": str(i),
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -382,8 +454,16 @@ def local_hub_dir(tmp_path_factory):
 
 
 def hub_spec(dataset, **extra):
-    return {"backend": "hub", "languages": ["de", "ru"], "dataset": str(dataset), "subset_template": "{code}",
-            "code_key": "bactrian_x", "split": "train", "n_per_language": 5, **extra}
+    return {
+        "backend": "hub",
+        "languages": ["de", "ru"],
+        "dataset": str(dataset),
+        "subset_template": "{code}",
+        "code_key": "bactrian_x",
+        "split": "train",
+        "n_per_language": 5,
+        **extra,
+    }
 
 
 def test_hub_local_subsets(local_hub_dir):
@@ -406,12 +486,19 @@ def test_hub_local_subsets(local_hub_dir):
 def test_hub_lang_column_and_columns(tmp_path):
     from maple.data import hub
 
-    rows = [{"prompt": r["instruction"], "answer": r["output"], "language": lang}
-            for lang in ("de", "ru") for r in make_rows(lang, 6)]
+    rows = [
+        {"prompt": r["instruction"], "answer": r["output"], "language": lang}
+        for lang in ("de", "ru")
+        for r in make_rows(lang, 6)
+    ]
     path = tmp_path / "all.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    spec = {"dataset": str(path), "lang_column": "language", "n_per_language": 4,
-            "columns": {"instruction": "prompt", "output": "answer"}}
+    spec = {
+        "dataset": str(path),
+        "lang_column": "language",
+        "n_per_language": 4,
+        "columns": {"instruction": "prompt", "output": "answer"},
+    }
     records = hub.build(spec, pick("de", "ru"), seed=0)
     assert_well_formed(records, ["de", "ru"], 4)
     assert all(r["input"] == "" for r in records)
@@ -431,6 +518,7 @@ def test_hub_filters_apply(local_hub_dir):
 
 
 # --- hub access errors ---------------------------------------------------------------------------------------------
+
 
 def test_wrong_model_id_is_one_line_hub_access_error(tmp_path, seed_path):
     from maple.data import generate, translate
@@ -485,6 +573,10 @@ def test_hub_access_helpers(tmp_path):
             raise ValueError("bad config")
     import inspect
 
-    for loader in (hub_access.load_tokenizer, hub_access.load_causal_lm, hub_access.load_seq2seq_lm,
-                   hub_access.load_dataset):
+    for loader in (
+        hub_access.load_tokenizer,
+        hub_access.load_causal_lm,
+        hub_access.load_seq2seq_lm,
+        hub_access.load_dataset,
+    ):
         assert inspect.signature(loader).parameters["trust_remote_code"].default is False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-
 from conftest import load_default_config, planned_jobs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -14,8 +13,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def grid(config):
     ranks, bits = config["finetune"]["ranks"], config["finetune"]["bits"]
     variants = ["base"] + [f"{d}-r{r}-q{b}" for d in config["datasets"] for r in ranks for b in bits]
-    return [(m, v, t, lang) for m in config["models"] for v in variants
-            for t, spec in config["evaluation"]["tasks"].items() for lang in spec["languages"]]
+    return [
+        (m, v, t, lang)
+        for m in config["models"]
+        for v in variants
+        for t, spec in config["evaluation"]["tasks"].items()
+        for lang in spec["languages"]
+    ]
 
 
 def test_demo_runs_within_ten_minutes(demo_run):

@@ -11,7 +11,6 @@ import json
 import time
 
 import pytest
-
 from conftest import copy_run, run_snakemake
 
 ADAPTERS = ("r4-q16", "r4-q4")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_run, run_snakemake, write_config
 from maple.evaluation import PROVENANCE_FIELDS, TaskRun, evaluate_variant
 from maple.provenance import adapter_hash, directory_hash
@@ -124,7 +123,11 @@ def test_every_score_file_has_right_provenance(small_run):
                 score = json.loads((results / "scores" / "tiny" / variant / task / f"{lang}.json").read_text())
                 p = score["provenance"]
                 assert set(PROVENANCE_FIELDS) <= set(p), set(PROVENANCE_FIELDS) - set(p)
-                assert (p["model_alias"], p["model_source"], p["model_revision"]) == ("tiny", "results/models/tiny", "main")
+                assert (p["model_alias"], p["model_source"], p["model_revision"]) == (
+                    "tiny",
+                    "results/models/tiny",
+                    "main",
+                )
                 assert p["model_fingerprint"] == {"kind": "sha256", "value": model_hash}
                 assert p["variant"] == variant and p["adapter_dir"] == adapter
                 if adapter is None:
@@ -173,13 +176,28 @@ def test_adapter_hash_in_the_score_changes_when_the_adapter_changes(small_run, t
     assert adapter_hash(adapter) == original["adapter_sha256"]  # content, not path
     perturb_adapter(adapter)
 
-    task = TaskRun(alias="demo_gen", source="local", kind="generate", metric="exact_match",
-                   lm_eval_names={"en": "maple_demo_gen_en"},
-                   eval_files={"en": str(results / "data/demo/eval/eval_gen/en.jsonl")}, limit=4)
+    task = TaskRun(
+        alias="demo_gen",
+        source="local",
+        kind="generate",
+        metric="exact_match",
+        lm_eval_names={"en": "maple_demo_gen_en"},
+        eval_files={"en": str(results / "data/demo/eval/eval_gen/en.jsonl")},
+        limit=4,
+    )
     score_file, samples_file = tmp_path / "en.json", tmp_path / "en.samples.jsonl"
-    evaluate_variant(model_alias="tiny", variant="demo-r4-q16", base_source=str(results / "models/tiny"),
-                     adapter_dir=str(adapter), bits=16, task=task, score_files={"en": score_file},
-                     batch_size=8, seed=1234, samples_files={"en": samples_file})
+    evaluate_variant(
+        model_alias="tiny",
+        variant="demo-r4-q16",
+        base_source=str(results / "models/tiny"),
+        adapter_dir=str(adapter),
+        bits=16,
+        task=task,
+        score_files={"en": score_file},
+        batch_size=8,
+        seed=1234,
+        samples_files={"en": samples_file},
+    )
 
     score = json.loads(score_file.read_text())
     p = score["provenance"]
@@ -249,7 +267,9 @@ def test_projection_counts_processes_and_loads_per_design():
     assert rows["per variant"]["processes"] == n_variants
     # Per task: each model's base at 16 bits, its 12 q16 adapters at 16 and 24 quantised ones at 20 s, x 7 tasks.
     assert rows["per task"]["load_s"] == pytest.approx(2 * 7 * ((1 + 12) * 10 + 24 * 20))
-    assert rows["per task"]["load_share"] == pytest.approx(rows["per task"]["load_s"] / (518 * 1.0 + rows["per task"]["load_s"]))
+    assert rows["per task"]["load_share"] == pytest.approx(
+        rows["per task"]["load_s"] / (518 * 1.0 + rows["per task"]["load_s"])
+    )
 
 
 def test_projected_load_share_of_the_paper_config_under_the_assumptions():

@@ -21,7 +21,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, SNAKEMAKE, copy_run, planned_jobs, run_snakemake
 
 RUN_ARGS = ("--cores", "2", "--resources", "gpu=1")
@@ -30,8 +29,17 @@ DOWNSTREAM = ("results/tables", "results/plots")  # rerun by design when a rank 
 
 def start_snakemake(workdir: Path, config: Path, *args: str, log: Path) -> subprocess.Popen:
     """Snakemake in its own session (process group), so that the test can kill it together with its jobs."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
-           *RUN_ARGS, *args]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        *RUN_ARGS,
+        *args,
+    ]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     return subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -101,8 +109,10 @@ def scenario(small_run, tmp_path_factory):
     assert not (work / f"benchmarks/finetune/tiny/demo/{name}.tsv").exists(), "the finetune ended before the kill"
     facts["killed_finetune"] = name
     facts["kill1"] = kill_group(first)
-    facts["after_kill1"] = {"adapter_exists": (work / f"results/adapters/tiny/demo/{name}").exists(),
-                            "locks": sorted(p.name for p in (work / ".snakemake" / "locks").glob("*"))}
+    facts["after_kill1"] = {
+        "adapter_exists": (work / f"results/adapters/tiny/demo/{name}").exists(),
+        "locks": sorted(p.name for p in (work / ".snakemake" / "locks").glob("*")),
+    }
 
     # 2. The rerun without --unlock is refused: the killed Snakemake left its lock.
     facts["locked_rerun"] = run_snakemake(work, *RUN_ARGS, config=config_file, check=False)
@@ -114,7 +124,9 @@ def scenario(small_run, tmp_path_factory):
     log = wait_for(lambda: new_files(work, "logs/evaluate/tiny/demo-r8-q*/*.log", old_logs), second)[0]
     time.sleep(2)
     variant, task = log.parent.name, log.stem
-    assert not (work / f"benchmarks/evaluate/tiny/{variant}/{task}.tsv").exists(), "the evaluation ended before the kill"
+    assert not (work / f"benchmarks/evaluate/tiny/{variant}/{task}.tsv").exists(), (
+        "the evaluation ended before the kill"
+    )
     facts["killed_evaluation"] = (variant, task)
     facts["mid"] = state(work)
     facts["kill2"] = kill_group(second)

@@ -16,10 +16,16 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SNAKEMAKE, copy_run, planned_jobs, run_snakemake, small_config, write_config
-from maple.training import (CHECKPOINT_MARKER, FAKE_OOM_ENV, FinetuneParams, LengthGroupedBatches,
-                            micro_batch_for_attempt, prepare_run_dir, run_fingerprint)
+from maple.training import (
+    CHECKPOINT_MARKER,
+    FAKE_OOM_ENV,
+    FinetuneParams,
+    LengthGroupedBatches,
+    micro_batch_for_attempt,
+    prepare_run_dir,
+    run_fingerprint,
+)
 
 ADAPTER = "results/adapters/tiny/demo/r4-q16"
 
@@ -73,14 +79,15 @@ def test_length_grouped_batches_waste_few_tokens_in_random_order():
     first = list(sampler)
     assert sorted(first) == list(range(len(lengths))), "every example exactly once per epoch"
     assert list(sampler) == first, "a function of (seed, epoch): a resumed run sees the same order"
-    batches = [first[i:i + 16] for i in range(0, len(first), 16)]
+    batches = [first[i : i + 16] for i in range(0, len(first), 16)]
     real = sum(lengths[i] for b in batches for i in b)
     processed = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     assert real / processed >= 0.97
     maxima = [max(lengths[i] for i in b) for b in batches]
     assert maxima[0] == max(lengths), "the longest batch comes first (an out-of-memory shows at once)"
-    assert maxima[1:] != sorted(maxima[1:]) and maxima[1:] != sorted(maxima[1:], reverse=True), \
+    assert maxima[1:] != sorted(maxima[1:]) and maxima[1:] != sorted(maxima[1:], reverse=True), (
         "batch lengths come in random order, not sorted"
+    )
     sampler.set_epoch(1)
     assert list(sampler) != first, "another order each epoch"
     assert list(LengthGroupedBatches(lengths, 16, seed=99)) != first
@@ -92,10 +99,16 @@ def test_a_run_resumes_only_its_own_complete_checkpoints(tmp_path):
     params = FinetuneParams(rank=4, bits=16, seed=1)
     fingerprint = run_fingerprint("some/hub-model", train, params)
     # what does not change the result does not change the fingerprint; data and hyperparameters do
-    assert run_fingerprint("some/hub-model", train, FinetuneParams(rank=4, bits=16, seed=1, micro_batch_size=4,
-                                                                   checkpoint_steps=7)) == fingerprint
-    assert run_fingerprint("some/hub-model", train, FinetuneParams(rank=4, bits=16, seed=1,
-                                                                   learning_rate=1e-3)) != fingerprint
+    assert (
+        run_fingerprint(
+            "some/hub-model", train, FinetuneParams(rank=4, bits=16, seed=1, micro_batch_size=4, checkpoint_steps=7)
+        )
+        == fingerprint
+    )
+    assert (
+        run_fingerprint("some/hub-model", train, FinetuneParams(rank=4, bits=16, seed=1, learning_rate=1e-3))
+        != fingerprint
+    )
     assert run_fingerprint("other/model", train, params) != fingerprint
     train.write_text('{"id": "2"}\n')
     assert run_fingerprint("some/hub-model", train, params) != fingerprint
@@ -122,8 +135,16 @@ def test_a_run_resumes_only_its_own_complete_checkpoints(tmp_path):
 
 def start_snakemake(work: Path, config: Path, log: Path) -> subprocess.Popen:
     """Snakemake in its own process group, so that the test can kill it together with its job."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", str(config),
-           *run_args(ADAPTER)]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(config),
+        *run_args(ADAPTER),
+    ]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     return subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -141,7 +162,6 @@ def adapter_tensors(adapter: Path) -> dict:
 
 def test_a_killed_finetune_resumes_from_its_last_checkpoint(base_run, tmp_path):
     import torch
-
     from maple.training import finetune
 
     work, config = fresh_run(base_run, tmp_path / "run", epochs=2, checkpoint_steps=2)  # 9 steps per epoch
@@ -166,8 +186,9 @@ def test_a_killed_finetune_resumes_from_its_last_checkpoint(base_run, tmp_path):
     (other / CHECKPOINT_MARKER).write_text("{}")
 
     run_snakemake(work, "--unlock", "--cores", "1", config=config)
-    assert planned_jobs(work, "--cores", "1", ADAPTER, config=config) == {"finetune": 1}, \
+    assert planned_jobs(work, "--cores", "1", ADAPTER, config=config) == {"finetune": 1}, (
         "the killed finetune is not planned again"
+    )
     run_snakemake(work, "--rerun-incomplete", *run_args(ADAPTER), config=config)
 
     metrics = json.loads((work / ADAPTER / "train_metrics.json").read_text())
@@ -178,20 +199,27 @@ def test_a_killed_finetune_resumes_from_its_last_checkpoint(base_run, tmp_path):
     assert steps == list(range(1, 19)), "the log history continues the killed run's steps"
     resumed = [e for e in metrics["log_history"] if "loss" in e and e["step"] > saved_step]
     assert metrics["real_tokens"] == resumed[-1]["real_tokens"] - next(
-        e["real_tokens"] for e in metrics["log_history"] if e.get("step") == saved_step), "tokens of this run only"
+        e["real_tokens"] for e in metrics["log_history"] if e.get("step") == saved_step
+    ), "tokens of this run only"
     assert not (work / f"{ADAPTER}.work").exists(), "the work directory is removed once the adapter is in place"
 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(work / "results/models/tiny"), work / ADAPTER)
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(work / "results/models/tiny"), work / ADAPTER
+    )
     assert model.peft_config["default"].r == 4
 
     # The resumed adapter is the one an uninterrupted run of the same params gives (same data order, optimiser and
     # scheduler state, RNG): resuming changes nothing in the result.
     params = {k: v for k, v in metrics["params"].items() if k != "grad_accumulation"}
-    uninterrupted = finetune(str(work / "results/models/tiny"), str(work / "results/data/demo/train.jsonl"),
-                             tmp_path / "uninterrupted", FinetuneParams(**{**params, "checkpoint_steps": 0}))
+    uninterrupted = finetune(
+        str(work / "results/models/tiny"),
+        str(work / "results/data/demo/train.jsonl"),
+        tmp_path / "uninterrupted",
+        FinetuneParams(**{**params, "checkpoint_steps": 0}),
+    )
     assert uninterrupted["global_step"] == 18
     a, b = adapter_tensors(work / ADAPTER), adapter_tensors(tmp_path / "uninterrupted")
     assert a.keys() == b.keys()
@@ -199,8 +227,9 @@ def test_a_killed_finetune_resumes_from_its_last_checkpoint(base_run, tmp_path):
 
 
 def test_out_of_memory_retry_halves_the_micro_batch_and_keeps_the_effective_batch(base_run, tmp_path, monkeypatch):
-    work, config = fresh_run(base_run, tmp_path / "run", max_steps=3, effective_batch_size=16, micro_batch_size=16,
-                             oom_retries=1)
+    work, config = fresh_run(
+        base_run, tmp_path / "run", max_steps=3, effective_batch_size=16, micro_batch_size=16, oom_retries=1
+    )
     monkeypatch.setenv(FAKE_OOM_ENV, "1")  # the first attempt fails as out of memory would (test hook)
     out = run_snakemake(work, *run_args(ADAPTER), config=config)
     assert "Trying to restart job" in out.stdout + out.stderr
@@ -214,6 +243,9 @@ def test_out_of_memory_retry_halves_the_micro_batch_and_keeps_the_effective_batc
     log = (work / "logs/finetune/tiny/demo/r4-q16.log").read_text()  # the retry's log
     assert "attempt 2: micro-batch 8 x accumulation 2 = effective batch 16" in log
     # each step trained on 16 examples in 2 micro-batches of 8
-    assert [(e["examples"], e["micro_batches"]) for e in metrics["log_history"] if "loss" in e] == [(16, 2), (32, 4),
-                                                                                                 (48, 6)]
+    assert [(e["examples"], e["micro_batches"]) for e in metrics["log_history"] if "loss" in e] == [
+        (16, 2),
+        (32, 4),
+        (48, 6),
+    ]
     assert metrics["useful_token_fraction"] >= 0.95

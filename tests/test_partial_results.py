@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, copy_run, planned_jobs, run_snakemake, small_config
 
 RUN_ARGS = ("--cores", "2", "--resources", "gpu=1")
@@ -33,8 +32,7 @@ def partial(small_run, tmp_path_factory):
     config_file = work / "config-broken.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     scores_csv = work / "results/tables/scores.csv"
-    facts = {"work": work, "config": config_file, "config_dict": config,
-             "csv_before": scores_csv.stat().st_mtime_ns}
+    facts = {"work": work, "config": config_file, "config_dict": config, "csv_before": scores_csv.stat().st_mtime_ns}
     facts["first"] = run_snakemake(work, *RUN_ARGS, "--keep-going", config=config_file, check=False)
     facts["csv_after_first"] = scores_csv.stat().st_mtime_ns
     facts["second"] = run_snakemake(work, *RUN_ARGS, "--config", "allow_missing=true", config=config_file)
@@ -42,8 +40,12 @@ def partial(small_run, tmp_path_factory):
 
 
 def cells(config, model, variants):
-    return {(model, v, task, lang) for v in variants for task, spec in config["evaluation"]["tasks"].items()
-            for lang in spec["languages"]}
+    return {
+        (model, v, task, lang)
+        for v in variants
+        for task, spec in config["evaluation"]["tasks"].items()
+        for lang in spec["languages"]
+    }
 
 
 def test_keep_going_runs_the_others_past_the_failed_finetunes(partial):
@@ -69,7 +71,9 @@ def test_allow_missing_aggregates_what_finished_and_lists_the_rest(partial):
     expected = cells(config, "tiny", ["base"] + adapters) | cells(config, "broken", ["base"])
     assert set(zip(table["model"], table["variant"], table["task"], table["lang"])) == expected
     missing = pd.read_csv(work / "results/tables/missing.csv")
-    assert set(zip(missing["model"], missing["variant"], missing["task"], missing["lang"])) == cells(config, "broken", adapters)
+    assert set(zip(missing["model"], missing["variant"], missing["task"], missing["lang"])) == cells(
+        config, "broken", adapters
+    )
     assert missing["reason"].str.contains("no adapter").all()
     # Said where the user looks: Snakemake's output, and the aggregate log.
     output = partial["second"].stdout + partial["second"].stderr
@@ -103,8 +107,11 @@ def test_the_grid_cut_down_to_what_finished():
     )
     assert list(partial.models) == ["tiny"]
     assert [f.variant for f in partial.finetunes] == ["demo-r4-q16"]
-    assert partial.evaluations() == [("tiny", "base", "demo_mc"), ("tiny", "base", "demo_gen"),
-                                     ("tiny", "demo-r4-q16", "demo_mc")]
+    assert partial.evaluations() == [
+        ("tiny", "base", "demo_mc"),
+        ("tiny", "base", "demo_gen"),
+        ("tiny", "demo-r4-q16", "demo_mc"),
+    ]
     reasons = {(c["model"], c["variant"], c["task"]): c["reason"] for c in missing}
     assert reasons[("tiny", "demo-r4-q4", "demo_mc")].startswith("no adapter")
     assert reasons[("tiny", "demo-r4-q16", "demo_gen")].startswith("no score")

@@ -6,18 +6,22 @@ from __future__ import annotations
 import json
 import math
 
-import yaml
-
 import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
-
+import yaml
 from conftest import copy_run, planned_jobs, run_snakemake
 from maple import plotting
 from maple.figures import FIGURES, figures_for_study
-from maple.summary import (best_variants, cost_table, load_reference, pareto_front, reference_comparison,
-                           summary_markdown)
+from maple.summary import (
+    best_variants,
+    cost_table,
+    load_reference,
+    pareto_front,
+    reference_comparison,
+    summary_markdown,
+)
 
 LANGS = {"en": "high", "de": "high", "sw": "low", "hi": "low"}
 BASE = {"en": 0.60, "de": 0.50, "sw": 0.30, "hi": 0.25}
@@ -27,25 +31,62 @@ SE = 0.02
 def gain(lang: str, data: str, rank: int, bits: int, task: str) -> float:
     """Low-resource languages gain with rank, high-resource ones a little; 4-bit costs 0.01; `tra` adds 0.02."""
     per_rank = 0.01 if LANGS[lang] == "high" else 0.03
-    return per_rank * math.log2(rank) - (0.01 if bits == 4 else 0.0) + (0.02 if data == "tra" else 0.0) + (
-        0.05 if task == "gen" else 0.0)
+    return (
+        per_rank * math.log2(rank)
+        - (0.01 if bits == 4 else 0.0)
+        + (0.02 if data == "tra" else 0.0)
+        + (0.05 if task == "gen" else 0.0)
+    )
 
 
 def make_table(datasets=("gen_data", "tra"), ranks=(4, 16), bits=(4, 16), tasks=("gen", "mc")) -> pd.DataFrame:
     rows = []
     for task in tasks:
         for lang, resource in LANGS.items():
-            rows.append(dict(model="m", variant="base", data=None, rank=None, bits=None, task=task, lang=lang,
-                             script="Latn", resource=resource, metric="acc", value=BASE[lang], stderr=SE, n=100,
-                             delta_vs_base=None, delta_ci_low=None, delta_ci_high=None))
+            rows.append(
+                dict(
+                    model="m",
+                    variant="base",
+                    data=None,
+                    rank=None,
+                    bits=None,
+                    task=task,
+                    lang=lang,
+                    script="Latn",
+                    resource=resource,
+                    metric="acc",
+                    value=BASE[lang],
+                    stderr=SE,
+                    n=100,
+                    delta_vs_base=None,
+                    delta_ci_low=None,
+                    delta_ci_high=None,
+                )
+            )
             for d in datasets:
                 for r in ranks:
                     for b in bits:
                         g = gain(lang, "tra" if d == "tra" else "gen", r, b, task)
-                        rows.append(dict(model="m", variant=f"{d}-r{r}-q{b}", data=d, rank=r, bits=b, task=task,
-                                         lang=lang, script="Latn", resource=resource, metric="acc",
-                                         value=BASE[lang] + g, stderr=SE, n=100, delta_vs_base=g,
-                                         delta_ci_low=g - 0.05, delta_ci_high=g + 0.05))
+                        rows.append(
+                            dict(
+                                model="m",
+                                variant=f"{d}-r{r}-q{b}",
+                                data=d,
+                                rank=r,
+                                bits=b,
+                                task=task,
+                                lang=lang,
+                                script="Latn",
+                                resource=resource,
+                                metric="acc",
+                                value=BASE[lang] + g,
+                                stderr=SE,
+                                n=100,
+                                delta_vs_base=g,
+                                delta_ci_low=g - 0.05,
+                                delta_ci_high=g + 0.05,
+                            )
+                        )
     table = pd.DataFrame(rows)
     for col in ("rank", "bits"):
         table[col] = table[col].astype("Int64")
@@ -70,7 +111,13 @@ def assert_colour_blind_safe(colours) -> None:
 def test_figures_for_study_picks_what_the_grid_supports():
     langs = {"mc": ["en", "de"], "gen": ["de"]}
     assert figures_for_study(["demo"], langs, False) == [
-        "score_vs_rank", "score_vs_bits", "delta_heatmap", "english_retention", "loss_curves", "cost_vs_gain"]
+        "score_vs_rank",
+        "score_vs_bits",
+        "delta_heatmap",
+        "english_retention",
+        "loss_curves",
+        "cost_vs_gain",
+    ]
     both = figures_for_study(["gen", "tra"], langs, True)
     assert both == FIGURES
     assert "english_retention" not in figures_for_study(["demo"], {"mc": ["en"], "gen": ["de", "sw"]}, False)
@@ -82,14 +129,21 @@ def test_score_vs_rank_has_one_line_per_resource_class_with_cis(table):
     fig = plotting.score_vs_rank(table, "m")
     axes = fig.axes
     assert len(axes) == 2 * 2  # tasks x bits
-    assert [ax.get_title() for ax in axes] == [f"{t}, {b}\n2 high, 2 low languages" for t in ("gen", "mc")
-                                               for b in ("4-bit NF4 QLoRA", "16-bit LoRA")]
+    assert [ax.get_title() for ax in axes] == [
+        f"{t}, {b}\n2 high, 2 low languages" for t in ("gen", "mc") for b in ("4-bit NF4 QLoRA", "16-bit LoRA")
+    ]
     ax = axes[3]  # mc, 16-bit
     assert ax.get_xlabel() == "LoRA rank" and ax.get_xscale() == "log"
     assert ax.get_ylabel().startswith("acc")
     lines = labelled_lines(ax)
-    assert set(lines) == {"high-resource, gen_data", "high-resource, tra", "low-resource, gen_data",
-                          "low-resource, tra", "high-resource, base model", "low-resource, base model"}
+    assert set(lines) == {
+        "high-resource, gen_data",
+        "high-resource, tra",
+        "low-resource, gen_data",
+        "low-resource, tra",
+        "high-resource, base model",
+        "low-resource, base model",
+    }
     low = lines["low-resource, gen_data"]
     assert list(low.get_xdata()) == [4, 16]
     expected = [np.mean([BASE[lang] + gain(lang, "gen", r, 16, "mc") for lang in ("sw", "hi")]) for r in (4, 16)]
@@ -114,8 +168,9 @@ def test_score_vs_bits_averages_over_ranks(table):
     assert "bits" in ax.get_xlabel()
     line = labelled_lines(ax)["high-resource, tra"]
     assert list(line.get_xdata()) == [4, 16]
-    expected = [np.mean([BASE[lang] + gain(lang, "tra", r, b, "mc") for lang in ("en", "de") for r in (4, 16)])
-                for b in (4, 16)]
+    expected = [
+        np.mean([BASE[lang] + gain(lang, "tra", r, b, "mc") for lang in ("en", "de") for r in (4, 16)]) for b in (4, 16)
+    ]
     np.testing.assert_allclose(line.get_ydata(), expected)
     assert line.get_ydata()[1] - line.get_ydata()[0] == pytest.approx(0.01)  # 4-bit costs 0.01 here
 
@@ -131,8 +186,16 @@ def test_delta_heatmap_is_centred_on_zero(table):
     assert image.get_cmap().name == plotting.DIVERGING_CMAP
     assert [t.get_text() for t in ax.get_yticklabels()] == ["de (high)", "en (high)", "hi (low)", "sw (low)"]
     columns = [t.get_text() for t in ax.get_xticklabels()]
-    assert columns == ["gen_data-r4-q4", "gen_data-r4-q16", "gen_data-r16-q4", "gen_data-r16-q16",
-                       "tra-r4-q4", "tra-r4-q16", "tra-r16-q4", "tra-r16-q16"]
+    assert columns == [
+        "gen_data-r4-q4",
+        "gen_data-r4-q16",
+        "gen_data-r16-q4",
+        "gen_data-r16-q16",
+        "tra-r4-q4",
+        "tra-r4-q16",
+        "tra-r16-q4",
+        "tra-r16-q16",
+    ]
     data = image.get_array()
     assert data.shape == (4, 8)
     assert data[3, 3] == pytest.approx(gain("sw", "gen", 16, 16, "mc"))
@@ -168,8 +231,9 @@ def test_english_retention_points(table):
 
 
 def test_data_comparison_pairs_datasets_per_language(table):
-    fig = plotting.data_comparison(table, "m", dataset_labels={"gen_data": "gen_data (generate)",
-                                                               "tra": "tra (translate)"})
+    fig = plotting.data_comparison(
+        table, "m", dataset_labels={"gen_data": "gen_data (generate)", "tra": "tra (translate)"}
+    )
     ax = fig.axes[1]
     assert ax.get_title() == "mc"
     assert [t.get_text() for t in ax.get_yticklabels()] == ["de (high)", "en (high)", "hi (low)", "sw (low)"]
@@ -186,11 +250,20 @@ def test_data_comparison_pairs_datasets_per_language(table):
 
 def test_loss_curves_read_log_history_and_fall_back_to_the_final_loss():
     histories = {
-        "demo-r4-q16": {"log_history": [{"loss": 3.0, "step": 10, "tokens_per_second": 5.0},
-                                         {"loss": 2.0, "step": 20}, {"train_loss": 2.5, "step": 20}],
-                        "train_loss": 2.5, "global_step": 20},
-        "demo-r16-q4": {"log_history": [{"train_runtime": 1.0, "train_loss": 2.7, "step": 9}],
-                        "train_loss": 2.7, "global_step": 9},
+        "demo-r4-q16": {
+            "log_history": [
+                {"loss": 3.0, "step": 10, "tokens_per_second": 5.0},
+                {"loss": 2.0, "step": 20},
+                {"train_loss": 2.5, "step": 20},
+            ],
+            "train_loss": 2.5,
+            "global_step": 20,
+        },
+        "demo-r16-q4": {
+            "log_history": [{"train_runtime": 1.0, "train_loss": 2.7, "step": 9}],
+            "train_loss": 2.7,
+            "global_step": 9,
+        },
     }
     fig = plotting.loss_curves(histories, "m")
     ax = fig.axes[0]
@@ -214,16 +287,41 @@ def write_benchmark(path, seconds: float) -> str:
 def test_cost_table_sums_benchmarks_and_marks_the_pareto_front(tmp_path):
     table = make_table(datasets=("demo",), ranks=(4, 16), bits=(16,), tasks=("mc",))
     jobs = [
-        {"model": "m", "variant": "base", "stage": "evaluate", "gpu": 1,
-         "benchmark": write_benchmark(tmp_path / "e-base.tsv", 360.0)},
-        {"model": "m", "variant": "demo-r4-q16", "stage": "finetune", "gpu": 1,
-         "benchmark": write_benchmark(tmp_path / "f4.tsv", 3600.0)},
-        {"model": "m", "variant": "demo-r4-q16", "stage": "evaluate", "gpu": 1,
-         "benchmark": write_benchmark(tmp_path / "e4.tsv", 360.0)},
-        {"model": "m", "variant": "demo-r16-q16", "stage": "finetune", "gpu": 1,
-         "benchmark": write_benchmark(tmp_path / "f16.tsv", 7200.0)},
-        {"model": "m", "variant": "demo-r16-q16", "stage": "evaluate", "gpu": 1,
-         "benchmark": write_benchmark(tmp_path / "e16.tsv", 360.0)},
+        {
+            "model": "m",
+            "variant": "base",
+            "stage": "evaluate",
+            "gpu": 1,
+            "benchmark": write_benchmark(tmp_path / "e-base.tsv", 360.0),
+        },
+        {
+            "model": "m",
+            "variant": "demo-r4-q16",
+            "stage": "finetune",
+            "gpu": 1,
+            "benchmark": write_benchmark(tmp_path / "f4.tsv", 3600.0),
+        },
+        {
+            "model": "m",
+            "variant": "demo-r4-q16",
+            "stage": "evaluate",
+            "gpu": 1,
+            "benchmark": write_benchmark(tmp_path / "e4.tsv", 360.0),
+        },
+        {
+            "model": "m",
+            "variant": "demo-r16-q16",
+            "stage": "finetune",
+            "gpu": 1,
+            "benchmark": write_benchmark(tmp_path / "f16.tsv", 7200.0),
+        },
+        {
+            "model": "m",
+            "variant": "demo-r16-q16",
+            "stage": "evaluate",
+            "gpu": 1,
+            "benchmark": write_benchmark(tmp_path / "e16.tsv", 360.0),
+        },
     ]
     cost = cost_table(table, jobs, {"m/demo-r4-q16": "cpu", "m/demo-r16-q16": "cpu"}).set_index("variant")
     assert cost.loc["demo-r4-q16", "finetune_s"] == 3600.0 and cost.loc["demo-r4-q16", "evaluate_s"] == 360.0
@@ -273,10 +371,12 @@ def test_reference_numbers_beside_this_run(tmp_path, table):
     path = tmp_path / "reference.csv"
     # A constructed reference file (not the paper's numbers): one per-language row, one task-level mean, one row
     # this run does not have.
-    path.write_text("model,variant,task,lang,value,source\n"
-                    "m,base,mc,sw,0.35,constructed\n"
-                    "m,base,gen,,0.40,constructed\n"
-                    "m,base,xnli,sw,0.33,constructed\n")
+    path.write_text(
+        "model,variant,task,lang,value,source\n"
+        "m,base,mc,sw,0.35,constructed\n"
+        "m,base,gen,,0.40,constructed\n"
+        "m,base,xnli,sw,0.33,constructed\n"
+    )
     reference = load_reference(str(path))
     compared = reference_comparison(table, reference)
     assert list(compared["value_run"].round(6)[:2]) == [0.30, round(np.mean(list(BASE.values())), 6)]
@@ -303,8 +403,7 @@ def test_run_produces_every_supported_figure_from_its_tables(small_run):
 
     workdir, _ = small_run
     results = workdir / "results"
-    expected = ["score_vs_rank", "score_vs_bits", "delta_heatmap", "english_retention", "loss_curves",
-                "cost_vs_gain"]
+    expected = ["score_vs_rank", "score_vs_bits", "delta_heatmap", "english_retention", "loss_curves", "cost_vs_gain"]
     for name in expected:
         assert (results / "plots" / "tiny" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert (results / "plots" / "tiny" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-", name
@@ -332,7 +431,7 @@ def test_run_produces_every_supported_figure_from_its_tables(small_run):
     fig = plot_script.make_figure("loss_curves", "tiny", table, **inputs)
     lines = labelled_lines(fig.axes[0])
     assert len(lines) == len(adapters)
-    for variant, path in metrics.items():
+    for _variant, path in metrics.items():
         steps, losses, _ = plotting.loss_points(json.loads(open(path).read()))
         assert losses and all(np.isfinite(losses))
 
@@ -352,8 +451,9 @@ def test_cost_comes_from_the_runs_benchmark_files(small_run):
     for variant in ("demo-r4-q4", "demo-r4-q16"):
         rank_bits = variant.removeprefix("demo-")
         finetune = pd.read_csv(bench / "finetune" / "tiny" / "demo" / f"{rank_bits}.tsv", sep="\t")["s"].mean()
-        evaluate = sum(pd.read_csv(p, sep="\t")["s"].mean()
-                       for p in (bench / "evaluate" / "tiny" / variant).glob("*.tsv"))
+        evaluate = sum(
+            pd.read_csv(p, sep="\t")["s"].mean() for p in (bench / "evaluate" / "tiny" / variant).glob("*.tsv")
+        )
         assert cost.loc[variant, "finetune_s"] == pytest.approx(finetune, abs=1e-3)
         assert cost.loc[variant, "evaluate_s"] == pytest.approx(evaluate, abs=1e-3)
         assert cost.loc[variant, "hours"] == pytest.approx((finetune + evaluate) / 3600, abs=1e-6)
@@ -369,9 +469,11 @@ def test_reference_scores_in_the_config_add_a_table_and_a_figure(small_run, tmp_
     the plots rerun, and the comparison table and figure appear."""
     src, config_path = small_run
     workdir = copy_run(src, tmp_path / "run")
-    (workdir / "reference.csv").write_text("model,variant,task,lang,value,source\n"
-                                           "tiny,base,demo_mc,sw,0.5,constructed for this test\n"
-                                           "tiny,demo-r4-q16,demo_mc,,0.25,constructed for this test\n")
+    (workdir / "reference.csv").write_text(
+        "model,variant,task,lang,value,source\n"
+        "tiny,base,demo_mc,sw,0.5,constructed for this test\n"
+        "tiny,demo-r4-q16,demo_mc,,0.25,constructed for this test\n"
+    )
     config = yaml.safe_load(config_path.read_text())
     config["reference_scores"] = "reference.csv"
     config_file = workdir / "config.yaml"

@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_run, run_snakemake
 
 FIGURES = ["score_vs_rank", "score_vs_bits", "delta_heatmap", "english_retention", "loss_curves", "cost_vs_gain"]
@@ -51,8 +50,17 @@ def chromium() -> str:
 
 
 def run_chromium(binary: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-           f"--user-data-dir={cwd / 'chromium-profile'}", "--virtual-time-budget=8000", *args]
+    cmd = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={cwd / 'chromium-profile'}",
+        "--virtual-time-budget=8000",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=cwd)
 
 
@@ -106,16 +114,16 @@ def test_report_renders_plots_in_headless_chromium(report):
     dom = run_chromium(binary, "--dump-dom", probe_page.as_uri(), cwd=workdir)
     match = re.search(r'<pre id="maple-probe"[^>]*>(.*?)</pre>', dom.stdout, re.S)
     assert match, f"the report did not render (chromium rc {dom.returncode}): {dom.stderr[-2000:]}"
-    probe = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<")
-                       .replace("&gt;", ">"))
+    probe = json.loads(
+        match.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    )
     width, height, complete = probe["shown"]
     assert complete and width > 400 and height > 300, f"the score-vs-rank plot did not load: {probe['shown']}"
     for figure in FIGURES:  # the menu lists each figure by its labels (model, figure)
         assert f"tiny\t{figure.replace('_', ' ')}" in probe["nav"], f"{figure} is not in the Figures menu"
 
     shot = workdir / "report.png"
-    result = run_chromium(binary, f"--screenshot={shot}", "--window-size=1400,1000", probe_page.as_uri(),
-                          cwd=workdir)
+    result = run_chromium(binary, f"--screenshot={shot}", "--window-size=1400,1000", probe_page.as_uri(), cwd=workdir)
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", result.stderr[-2000:]
     keep = os.environ.get("MAPLE_REPORT_SCREENSHOT")
     if keep:

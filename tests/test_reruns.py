@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake, small_config
 
 JOB_HEADER = re.compile(r"^(?:local)?rule (\S+):$")
 # Rules downstream of the scores (aggregate, plot and the tables beside them): any rule of report.smk.
-REPORT_RULES = set(re.findall(r"^rule (\w+):", (REPO / "workflow" / "rules" / "report.smk").read_text(), re.M)) | {"all"}
+REPORT_RULES = set(re.findall(r"^rule (\w+):", (REPO / "workflow" / "rules" / "report.smk").read_text(), re.M)) | {
+    "all"
+}
 UPSTREAM = ("build_tiny_model", "synth_data", "finetune", "evaluate_demo_mc", "evaluate_demo_gen")
 
 
@@ -86,7 +87,8 @@ def test_finished_run_has_nothing_to_do(edit):
 def test_adding_a_rank_runs_that_rank_only(edit):
     jobs = edit(lambda c: c["finetune"].update(ranks=[4, 8]), "rank8")
     assert upstream(jobs) == {finetune(8, 4), finetune(8, 16)} | {
-        evaluate(t, v) for t in TASKS for v in ("demo-r8-q4", "demo-r8-q16")}
+        evaluate(t, v) for t in TASKS for v in ("demo-r8-q4", "demo-r8-q16")
+    }
     assert_report_follows(jobs)
 
 
@@ -115,7 +117,8 @@ def test_changing_the_data_seed_reruns_everything_after_the_data(edit):
     # The data, every finetune on it, every evaluation (the base too: local tasks read the data's held-out sets);
     # not the tiny model, whose pretraining corpus follows the global seed.
     assert upstream(jobs) == {("synth_data", "data=demo"), finetune(4, 4), finetune(4, 16)} | {
-        evaluate(t, v) for t in TASKS for v in ["base"] + ADAPTERS}
+        evaluate(t, v) for t in TASKS for v in ["base"] + ADAPTERS
+    }
     assert_report_follows(jobs)
 
 
@@ -125,8 +128,12 @@ def test_writing_out_the_default_data_seed_reruns_nothing(edit):
 
 def test_changing_the_global_seed_reruns_everything(edit):
     jobs = edit(lambda c: c.update(seed=7), "seed")
-    assert upstream(jobs) == {("build_tiny_model", "model=tiny"), ("synth_data", "data=demo"), finetune(4, 4),
-                              finetune(4, 16)} | {evaluate(t, v) for t in TASKS for v in ["base"] + ADAPTERS}
+    assert upstream(jobs) == {
+        ("build_tiny_model", "model=tiny"),
+        ("synth_data", "data=demo"),
+        finetune(4, 4),
+        finetune(4, 16),
+    } | {evaluate(t, v) for t in TASKS for v in ["base"] + ADAPTERS}
 
 
 def test_the_data_seed_defaults_to_the_global_seed_and_stays_out_of_the_spec():

@@ -42,7 +42,10 @@ def test_trust_remote_code_is_off_unless_set_per_model():
     config["models"]["other"] = {"hub_id": "org/plain"}
     study = resolve_study(config)
     assert {alias: m.trust_remote_code for alias, m in study.models.items()} == {
-        "tiny": False, "remote": True, "other": False}
+        "tiny": False,
+        "remote": True,
+        "other": False,
+    }
 
 
 def test_the_runs_jobs_got_trust_remote_code_false(small_run):
@@ -63,16 +66,19 @@ def test_no_code_enables_remote_code_and_every_load_passes_the_flag():
             value = flags.get("trust_remote_code")
             assert not (isinstance(value, ast.Constant) and value.value is True), f"{path}:{node.lineno}"
             func = node.func
-            loads = (isinstance(func, ast.Attribute) and func.attr == "from_pretrained"
-                     and isinstance(func.value, ast.Name) and func.value.id.startswith("Auto")) or \
-                    (isinstance(func, ast.Name) and func.id == "HFLM")
+            loads = (
+                isinstance(func, ast.Attribute)
+                and func.attr == "from_pretrained"
+                and isinstance(func.value, ast.Name)
+                and func.value.id.startswith("Auto")
+            ) or (isinstance(func, ast.Name) and func.id == "HFLM")
             if loads:
                 assert "trust_remote_code" in flags, f"{path}:{node.lineno}: loads a model without the flag"
                 checked += 1
     assert checked >= 3
 
 
-TRAP = '''
+TRAP = """
 import os
 open(os.environ["MAPLE_TRAP_MARKER"], "w").write("remote code ran")
 from transformers import LlamaConfig
@@ -80,16 +86,16 @@ from transformers import LlamaConfig
 
 class TrapConfig(LlamaConfig):
     pass
-'''
+"""
 
-LOAD = '''
+LOAD = """
 import sys
 from maple.training import load_base
 try:
     load_base(sys.argv[1], 16, trust_remote_code=sys.argv[2] == "1")
 except Exception as error:  # with the flag on the trap's config class may not load a model: only the marker counts
     print("load failed:", type(error).__name__, error)
-'''
+"""
 
 
 def test_remote_code_in_a_model_directory_runs_only_with_the_flag(small_run, tmp_path):
@@ -105,10 +111,15 @@ def test_remote_code_in_a_model_directory_runs_only_with_the_flag(small_run, tmp
 
     def load(flag: str):
         marker = tmp_path / f"marker-{flag}"
-        env = {**os.environ, "MAPLE_TRAP_MARKER": str(marker), "HF_MODULES_CACHE": str(tmp_path / "modules"),
-               "PYTHONPATH": str(SCRIPTS)}
-        out = subprocess.run([sys.executable, "-c", LOAD, str(model), flag], capture_output=True, text=True,
-                             env=env, timeout=300)
+        env = {
+            **os.environ,
+            "MAPLE_TRAP_MARKER": str(marker),
+            "HF_MODULES_CACHE": str(tmp_path / "modules"),
+            "PYTHONPATH": str(SCRIPTS),
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", LOAD, str(model), flag], capture_output=True, text=True, env=env, timeout=300
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return marker.exists()
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections import Counter
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import planned_jobs
 from slurm_cluster import REPO, local_slurm
 
@@ -28,7 +27,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 PROFILE = REPO / "profiles" / "slurm"
 
 SNAKEFILE = textwrap.dedent(
-    r'''
+    r"""
     rule all:
         input:
             "cpu.txt",
@@ -68,7 +67,7 @@ SNAKEFILE = textwrap.dedent(
             "failed.txt",
         shell:
             'echo "failing on purpose in SLURM job ${{SLURM_JOB_ID:-unset}}" >&2; exit 7'
-    '''
+    """
 )
 
 
@@ -89,15 +88,26 @@ def profile_command(workdir: Path, snakefile: Path, mem_mb: int = 500) -> list[s
     """snakemake --profile profiles/slurm, sized for the test node and polling often (the jobs take seconds)."""
     return [
         SNAKEMAKE,
-        "--profile", str(PROFILE),
-        "--directory", str(workdir),
-        "--snakefile", str(snakefile),
+        "--profile",
+        str(PROFILE),
+        "--directory",
+        str(workdir),
+        "--snakefile",
+        str(snakefile),
         # the test node has 2 CPUs and ~all memory of this machine: small requests, the `debug` partition
-        "--cores", "2",
-        "--default-resources", "slurm_partition=debug", "runtime=30", f"mem_mb={mem_mb}", "cpus_per_task=threads",
-        "--slurm-init-seconds-before-status-checks", "1",
-        "--seconds-between-status-checks", "1",
-        "--latency-wait", "5",
+        "--cores",
+        "2",
+        "--default-resources",
+        "slurm_partition=debug",
+        "runtime=30",
+        f"mem_mb={mem_mb}",
+        "cpus_per_task=threads",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "1",
+        "--latency-wait",
+        "5",
     ]
 
 
@@ -138,8 +148,11 @@ def test_profile_runs_jobs_through_sbatch(slurm, tmp_path):
     gpu = read_vars(workdir / "gpu.txt")
     cpu = read_vars(workdir / "cpu.txt")
     independent = read_vars(workdir / "independent.txt")
-    job_ids = {"gpu_job": gpu["SLURM_JOB_ID"], "cpu_job": cpu["SLURM_JOB_ID"],
-               "independent_job": independent["SLURM_JOB_ID"]}
+    job_ids = {
+        "gpu_job": gpu["SLURM_JOB_ID"],
+        "cpu_job": cpu["SLURM_JOB_ID"],
+        "independent_job": independent["SLURM_JOB_ID"],
+    }
     for rule, job_id in job_ids.items():
         assert job_id.isdigit(), f"{rule} did not run in a SLURM job: {job_id}" + context
     assert len(set(job_ids.values())) == 3, job_ids
@@ -173,8 +186,14 @@ def test_profile_runs_jobs_through_sbatch(slurm, tmp_path):
     # fix the failing rule and run again: only that job is submitted, nothing finished is redone
     finished = {name: (workdir / name).stat().st_mtime_ns for name in ("gpu.txt", "cpu.txt", "independent.txt")}
     (workdir / "Snakefile").write_text(SNAKEFILE.replace("exit 7", "echo fixed > {output}"))
-    rerun = subprocess.run(profile_command(workdir, workdir / "Snakefile"), cwd=workdir, env=env,
-                           capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        profile_command(workdir, workdir / "Snakefile"),
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     rerun_log = rerun.stdout + rerun.stderr
     assert rerun.returncode == 0, rerun_log[-6000:]
     assert [rule for rule, _ in submitted_jobs(rerun_log)] == ["failing_job"], rerun_log[-6000:]
@@ -184,7 +203,7 @@ def test_profile_runs_jobs_through_sbatch(slurm, tmp_path):
 
 def placement_line(log: Path) -> dict[str, str]:
     """The `[maple] host=... SLURM_JOB_ID=... CUDA_VISIBLE_DEVICES=...` line a rule's log starts with."""
-    line = next(l for l in log.read_text().splitlines() if l.startswith("[maple] host="))
+    line = next(text for text in log.read_text().splitlines() if text.startswith("[maple] host="))
     return dict(item.split("=", 1) for item in line.split()[1:])
 
 
@@ -211,7 +230,9 @@ def test_demo_dag_through_slurm_equals_local_run(slurm, small_run, tmp_path):
 
     # the GPU rules ran with the GPU SLURM gave them; the CPU rules without one
     job_ids = {job_id for _, job_id in jobs}
-    gpu_logs = list((workdir / "logs" / "finetune").rglob("*.log")) + list((workdir / "logs" / "evaluate").rglob("*.log"))
+    gpu_logs = list((workdir / "logs" / "finetune").rglob("*.log")) + list(
+        (workdir / "logs" / "evaluate").rglob("*.log")
+    )
     assert len(gpu_logs) == planned["finetune"] + planned["evaluate_demo_mc"] + planned["evaluate_demo_gen"], gpu_logs
     for path in gpu_logs:
         where = placement_line(path)

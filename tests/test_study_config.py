@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
 
 STUDY_CONFIG = REPO / "config" / "maple.yaml"
@@ -23,13 +22,26 @@ XLSUM_DIR = SHIPPED_TASKS / "maple_xlsum"
 
 # Libraries whose import during planning would mean a model, a dataset or lm-eval is being loaded.
 MODEL_LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets", "lm_eval", "vllm")
-NETWORK_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
-               "HF_ENDPOINT", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy",
-               "NO_PROXY", "no_proxy")
+NETWORK_ENV = (
+    "HF_HUB_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_ENDPOINT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
 
 # A sitecustomize module put first on the dry run's PYTHONPATH: it records and refuses internet connections, host
 # lookups and imports of model libraries in the Snakemake process.
-GUARD = '''
+GUARD = """
 import os, socket, sys
 
 _LOG = os.environ["MAPLE_PLANNING_GUARD_LOG"]
@@ -75,7 +87,7 @@ class _BlockModelLibraries:
 
 
 sys.meta_path.insert(0, _BlockModelLibraries())
-'''
+"""
 
 
 def load_study() -> dict:
@@ -106,19 +118,19 @@ def expected_jobs(config: dict) -> dict[str, int]:
 def job_stats(text: str) -> dict[str, int]:
     """Rule -> count from the "Job stats:" table(s) Snakemake prints for a dry run:
 
-        Job stats:
-        job                     count
-        --------------------  -------
-        evaluate_belebele          74
-        ...
-        total                     596
+    Job stats:
+    job                     count
+    --------------------  -------
+    evaluate_belebele          74
+    ...
+    total                     596
     """
     counts: dict[str, int] = {}
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if line.split() != ["job", "count"]:
             continue
-        for row in lines[i + 1:]:
+        for row in lines[i + 1 :]:
             parts = row.split()
             if parts and set(row.strip()) <= set("- "):
                 continue  # the rule under the header
@@ -206,7 +218,10 @@ def test_languages_table():
                 assert re.fullmatch(r"[a-z]{3}_[A-Z][a-z]{3}", codes[key]), (lang, key, codes[key])
         if "belebele" in codes:
             # FLORES-200 codes end in the script (Hang: Korean's Hangul inside Kore).
-            assert codes["belebele"].endswith(facts["script"]) or (facts["script"], codes["belebele"][-4:]) == ("Kore", "Hang")
+            assert codes["belebele"].endswith(facts["script"]) or (facts["script"], codes["belebele"][-4:]) == (
+                "Kore",
+                "Hang",
+            )
     used = {lang for d in load_study()["datasets"].values() for lang in d["languages"]}
     used |= {lang for t in load_study()["evaluation"]["tasks"].values() for lang in t["languages"]}
     assert set(languages) == used, f"languages no dataset or task uses: {sorted(set(languages) - used)}"
@@ -339,7 +354,9 @@ def test_xlsum_task_files_are_consistent(shipped_tasks):
         assert cfg["output_type"] == "generate_until"
         assert [m["metric"] for m in cfg["metric_list"]] == ["rougeL"]
         assert shipped_tasks[cfg["task"]] == path
-    codes = {facts["codes"]["xlsum"] for facts in load_study()["languages"].values() if "xlsum" in facts.get("codes", {})}
+    codes = {
+        facts["codes"]["xlsum"] for facts in load_study()["languages"].values() if "xlsum" in facts.get("codes", {})
+    }
     assert codes <= {p.stem.removeprefix("maple_xlsum_") for p in files}
 
 
@@ -349,12 +366,21 @@ def test_xlsum_rouge_works_in_every_script():
     spec = importlib.util.spec_from_file_location("maple_xlsum_utils", XLSUM_DIR / "utils.py")
     xlsum_utils = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(xlsum_utils)
-    for text in ("The cat sat on the mat", "Кошка сидела на коврике", "बिल्ली चटाई पर बैठी थी", "猫坐在垫子上",
-                 "แมวนั่งบนเสื่อ", "القطة جلست على الحصيرة", "ድመቷ ምንጣፉ ላይ ተቀመጠች"):
+    for text in (
+        "The cat sat on the mat",
+        "Кошка сидела на коврике",
+        "बिल्ली चटाई पर बैठी थी",
+        "猫坐在垫子上",
+        "แมวนั่งบนเสื่อ",
+        "القطة جلست على الحصيرة",
+        "ድመቷ ምንጣፉ ላይ ተቀመጠች",
+    ):
         assert xlsum_utils.rouge_l(text, text) == pytest.approx(1.0), text
         assert xlsum_utils.rouge_l(text, "") == 0.0
     assert xlsum_utils.rouge_l("猫坐在垫子上", "猫坐在") == pytest.approx(2 * 0.5 * 1.0 / 1.5)
-    assert xlsum_utils.process_results({"summary": "Кошка сидела"}, [" кошка сидела\n"]) == {"rougeL": pytest.approx(1.0)}
+    assert xlsum_utils.process_results({"summary": "Кошка сидела"}, [" кошка сидела\n"]) == {
+        "rougeL": pytest.approx(1.0)
+    }
 
 
 def test_xlsum_task_runs_through_lm_eval(tmp_path):
@@ -363,14 +389,29 @@ def test_xlsum_task_runs_through_lm_eval(tmp_path):
     from lm_eval.api.model import LM
     from lm_eval.tasks import TaskManager
 
-    rows = [{"id": str(i), "url": "", "title": "", "text": f"Habari ya leo namba {i}. " * 20,
-             "summary": f"Habari ya leo namba {i}"} for i in range(4)]
+    rows = [
+        {
+            "id": str(i),
+            "url": "",
+            "title": "",
+            "text": f"Habari ya leo namba {i}. " * 20,
+            "summary": f"Habari ya leo namba {i}",
+        }
+        for i in range(4)
+    ]
     data = tmp_path / "swahili.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     cfg = yaml.safe_load((XLSUM_DIR / "maple_xlsum_swahili.yaml").read_text(encoding="utf-8"))
-    cfg.update(include=str(XLSUM_DIR / cfg["include"]), task="local_xlsum_swahili", dataset_path="json",
-               dataset_name=None, dataset_kwargs={"data_files": {"test": str(data)}},
-               training_split=None, validation_split=None, fewshot_split=None)
+    cfg.update(
+        include=str(XLSUM_DIR / cfg["include"]),
+        task="local_xlsum_swahili",
+        dataset_path="json",
+        dataset_name=None,
+        dataset_kwargs={"data_files": {"test": str(data)}},
+        training_split=None,
+        validation_split=None,
+        fewshot_split=None,
+    )
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "local_xlsum_swahili.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
@@ -388,8 +429,12 @@ def test_xlsum_task_runs_through_lm_eval(tmp_path):
             prompts.extend(r.arguments[0] for r in requests)
             return [" Habari ya leo namba 1"] * len(requests)
 
-    results = lm_eval.simple_evaluate(model=Echo(), tasks=["local_xlsum_swahili"], log_samples=True,
-                                      task_manager=TaskManager(include_path=[str(tasks)]))
+    results = lm_eval.simple_evaluate(
+        model=Echo(),
+        tasks=["local_xlsum_swahili"],
+        log_samples=True,
+        task_manager=TaskManager(include_path=[str(tasks)]),
+    )
     scores = results["results"]["local_xlsum_swahili"]
     per_doc = {s["doc_id"]: s["rougeL"] for s in results["samples"]["local_xlsum_swahili"]}
     assert per_doc[1] == pytest.approx(1.0)

@@ -17,8 +17,11 @@ from maple.records import INSTRUCTION_FIELDS, check_record  # noqa: E402
 LEXICONS = ROOT / "workflow" / "resources" / "lexicons"
 LANGUAGES = ["en", "de", "ru", "zh", "ar", "hi", "sw"]
 SCRIPTS = {  # script -> a character class of it
-    "Latin": r"[A-Za-z]", "Cyrillic": r"[\u0400-\u04FF]", "Devanagari": r"[\u0900-\u097F]",
-    "Arabic": r"[\u0600-\u06FF]", "Han": r"[\u4E00-\u9FFF]",
+    "Latin": r"[A-Za-z]",
+    "Cyrillic": r"[\u0400-\u04FF]",
+    "Devanagari": r"[\u0900-\u097F]",
+    "Arabic": r"[\u0600-\u06FF]",
+    "Han": r"[\u4E00-\u9FFF]",
 }
 
 
@@ -126,14 +129,22 @@ def _broken_lexicon(tmp_path, edit) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("edit, key", [
-    (lambda d: d["families"]["opposite"].pop("pairs"), "families.opposite.pairs"),
-    (lambda d: d.pop("number_words"), "number_words"),
-    (lambda d: d["families"]["addition"].update(templates=["What is {a} plus {b}?"]), "families.addition.templates"),
-    (lambda d: d["families"]["object_colour"]["templates"].append("Is {colour} right?"),
-     "families.object_colour.templates"),
-    (lambda d: d["families"]["opposite"]["pairs"].append(["big", "tiny"]), "families.opposite.pairs"),
-])
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda d: d["families"]["opposite"].pop("pairs"), "families.opposite.pairs"),
+        (lambda d: d.pop("number_words"), "number_words"),
+        (
+            lambda d: d["families"]["addition"].update(templates=["What is {a} plus {b}?"]),
+            "families.addition.templates",
+        ),
+        (
+            lambda d: d["families"]["object_colour"]["templates"].append("Is {colour} right?"),
+            "families.object_colour.templates",
+        ),
+        (lambda d: d["families"]["opposite"]["pairs"].append(["big", "tiny"]), "families.opposite.pairs"),
+    ],
+)
 def test_malformed_lexicon_names_the_file_and_key(tmp_path, edit, key):
     lexicon_dir = _broken_lexicon(tmp_path, edit)
     with pytest.raises(ValueError, match=re.escape(key)) as err:

@@ -64,8 +64,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_llama(out_dir: str | os.PathLike, seed: int = 0, hidden_size: int = 32, num_hidden_layers: int = 1,
-                     texts: list[str] | None = None, chat_template: str | None = None) -> str:
+def build_tiny_llama(
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 32,
+    num_hidden_layers: int = 1,
+    texts: list[str] | None = None,
+    chat_template: str | None = None,
+) -> str:
     """A random tiny LlamaForCausalLM and its tokenizer (with chat_template when given, e.g. CHAT_TEMPLATE), saved
     to out_dir; returns out_dir as a string."""
     import torch
@@ -105,17 +111,30 @@ def train_nllb_tokenizer(lang_codes: list[str], texts: list[str] | None = None, 
 
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False
+    )
     bpe.train_from_iterator(texts or CORPUS, trainer)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
-    return NllbTokenizer(vocab=model["vocab"], merges=merges, additional_special_tokens=list(lang_codes),
-                         src_lang=lang_codes[0], model_max_length=512)
+    return NllbTokenizer(
+        vocab=model["vocab"],
+        merges=merges,
+        additional_special_tokens=list(lang_codes),
+        src_lang=lang_codes[0],
+        model_max_length=512,
+    )
 
 
-def build_tiny_translator(out_dir: str | os.PathLike, lang_codes: list[str], seed: int = 0, d_model: int = 32,
-                          init_std: float = 0.5, tokenizer: str = "nllb", texts: list[str] | None = None) -> str:
+def build_tiny_translator(
+    out_dir: str | os.PathLike,
+    lang_codes: list[str],
+    seed: int = 0,
+    d_model: int = 32,
+    init_std: float = 0.5,
+    tokenizer: str = "nllb",
+    texts: list[str] | None = None,
+) -> str:
     """A random tiny M2M100ForConditionalGeneration (the NLLB-200 / M2M100 architecture) whose tokenizer has the
     language codes as special tokens, so that forced_bos_token_id = convert_tokens_to_ids(code) works as with the
     real models. tokenizer: "nllb" (a real NllbTokenizer; lang_codes[0] is its default src_lang) or "fast" (a

@@ -62,11 +62,7 @@ def score_path(model, variant, task, lang):
 
 
 def all_score_files():
-    return [
-        score_path(m, v, t, lang)
-        for m, v, t in STUDY.evaluations()
-        for lang in STUDY.tasks[t].languages
-    ]
+    return [score_path(m, v, t, lang) for m, v, t in STUDY.evaluations() for lang in STUDY.tasks[t].languages]
 
 
 def get_final_output():
@@ -74,7 +70,9 @@ def get_final_output():
     tables = [f"{R}/tables/{name}" for name in ("scores.csv", "missing.csv", "cost.csv", "summary.md")]
     if config.get("reference_scores"):
         tables.append(f"{R}/tables/reference_comparison.csv")
-    plots = expand(f"{R}/plots/{{model}}/{{figure}}.{{ext}}", model=plotted_models(), figure=FIGURES, ext=["png", "pdf"])
+    plots = expand(
+        f"{R}/plots/{{model}}/{{figure}}.{{ext}}", model=plotted_models(), figure=FIGURES, ext=["png", "pdf"]
+    )
     return tables + plots
 
 

@@ -80,9 +80,18 @@ for _task in STUDY.tasks.values():
         output:
             scores=[score_path("{model}", "{variant}", _task.alias, lang) for lang in _task.languages],
             # lm-eval's full samples (prompts, responses) beside the scores, with evaluation.log_samples.
-            samples=[samples_path("{model}", "{variant}", _task.alias, lang) for lang in _task.languages]
-            if LOG_SAMPLES
-            else [],
+            samples=(
+                [samples_path("{model}", "{variant}", _task.alias, lang) for lang in _task.languages]
+                if LOG_SAMPLES
+                else []
+            ),
+        log:
+            f"logs/evaluate/{{model}}/{{variant}}/{_task.alias}.log",
+        benchmark:
+            f"benchmarks/evaluate/{{model}}/{{variant}}/{_task.alias}.tsv"
+        threads: ALL_CORES
+        resources:
+            **job_resources(STUDY.evaluation_params),
         params:
             task=get_evaluate_params(_task.alias),
             languages=list(_task.languages),
@@ -93,12 +102,5 @@ for _task in STUDY.tasks.values():
             trust_remote_code=lambda wc: STUDY.models[wc.model].trust_remote_code,
             batch_size=STUDY.evaluation_params.get("batch_size", "auto"),
             seed=STUDY.seed,
-        threads: ALL_CORES
-        resources:
-            **job_resources(STUDY.evaluation_params),
-        log:
-            f"logs/evaluate/{{model}}/{{variant}}/{_task.alias}.log",
-        benchmark:
-            f"benchmarks/evaluate/{{model}}/{{variant}}/{_task.alias}.tsv"
         script:
             "../scripts/evaluate.py"

@@ -32,18 +32,18 @@ rule finetune:
         base=get_base_model_input,
     output:
         adapter=directory(f"{R}/adapters/{{model}}/{{data}}/r{{rank}}-q{{bits}}"),
-    params:
-        base_source=lambda wc: STUDY.models[wc.model].source,
-        train=finetune_train_params,
-    threads: ALL_CORES
-    retries: STUDY.finetune_params.get("oom_retries", 2)
-    resources:
-        **job_resources(STUDY.finetune_params),
-        micro_batch_size=finetune_micro_batch,
-        attempt=lambda wc, attempt: attempt,
     log:
         "logs/finetune/{model}/{data}/r{rank}-q{bits}.log",
     benchmark:
         "benchmarks/finetune/{model}/{data}/r{rank}-q{bits}.tsv"
+    retries: STUDY.finetune_params.get("oom_retries", 2)
+    threads: ALL_CORES
+    resources:
+        **job_resources(STUDY.finetune_params),
+        micro_batch_size=finetune_micro_batch,
+        attempt=lambda wc, attempt: attempt,
+    params:
+        base_source=lambda wc: STUDY.models[wc.model].source,
+        train=finetune_train_params,
     script:
         "../scripts/finetune.py"

@@ -21,12 +21,12 @@ rule aggregate:
         csv=report(f"{R}/tables/scores.csv", caption=f"{CAPTIONS}/scores.rst", category="Tables"),
         # The grid cells without a score (config allow_missing, common.smk); header only in a complete run.
         missing=f"{R}/tables/missing.csv",
+    log:
+        "logs/aggregate/aggregate.log",
     params:
         languages=STUDY.languages,
         seed=STUDY.seed,
         missing=MISSING_CELLS,
-    log:
-        "logs/aggregate/aggregate.log",
     script:
         "../scripts/aggregate.py"
 
@@ -75,35 +75,35 @@ for _figure in FIGURES:
 
 rule summarize:
     input:
+        **({"reference": REFERENCE} if REFERENCE else {}),
         csv=f"{R}/tables/scores.csv",
         benchmarks=[job["benchmark"] for job in BENCHMARK_JOBS],
         adapters=[adapter_path(f) for f in STUDY.finetunes],
-        **({"reference": REFERENCE} if REFERENCE else {}),
     output:
         **SUMMARY_OUTPUTS,
+    log:
+        "logs/summarize/summarize.log",
     params:
         jobs=BENCHMARK_JOBS,
         metrics_files={f"{m}/{v}": path for (m, v), path in TRAIN_METRICS.items()},
-    log:
-        "logs/summarize/summarize.log",
     script:
         "../scripts/summarize.py"
 
 
 rule plot:
     input:
+        **({"reference_comparison": f"{R}/tables/reference_comparison.csv"} if REFERENCE else {}),
         csv=f"{R}/tables/scores.csv",
         cost=f"{R}/tables/cost.csv",
         adapters=lambda wc: [adapter_path(f) for f in STUDY.finetunes if f.model == wc.model],
-        **({"reference_comparison": f"{R}/tables/reference_comparison.csv"} if REFERENCE else {}),
     output:
         **PLOT_OUTPUTS,
+    log:
+        "logs/plot/{model}.log",
     params:
         figures=FIGURES,
         metrics_files=lambda wc: {v: path for (m, v), path in TRAIN_METRICS.items() if m == wc.model},
         dataset_labels={d: f"{d} ({spec['backend']})" for d, spec in STUDY.datasets.items()},
         english="en",
-    log:
-        "logs/plot/{model}.log",
     script:
         "../scripts/plot.py"

@@ -3,16 +3,20 @@
 import os
 
 import pandas as pd
-
 from maple.aggregation import load_scores, tidy_table
 from maple.jobs import logged_to
-
 
 MISSING_COLUMNS = ["model", "variant", "task", "lang", "reason"]
 
 
-def main(score_files: list[str], languages: dict, out_csv: str, seed: int, missing: list[dict] | None = None,
-         missing_csv: str | None = None) -> int:
+def main(
+    score_files: list[str],
+    languages: dict,
+    out_csv: str,
+    seed: int,
+    missing: list[dict] | None = None,
+    missing_csv: str | None = None,
+) -> int:
     table = tidy_table(load_scores(score_files), languages, seed=seed)
     outputs = [(table, out_csv)]
     if missing_csv:
@@ -29,7 +33,12 @@ def main(score_files: list[str], languages: dict, out_csv: str, seed: int, missi
 
 if __name__ == "__main__":
     with logged_to(snakemake.log[0]):  # noqa: F821
-        rows = main(list(snakemake.input.scores), snakemake.params.languages, snakemake.output.csv,  # noqa: F821
-                    snakemake.params.seed, snakemake.params.get("missing"),  # noqa: F821
-                    snakemake.output.get("missing"))  # noqa: F821
+        rows = main(
+            list(snakemake.input.scores),
+            snakemake.params.languages,
+            snakemake.output.csv,  # noqa: F821
+            snakemake.params.seed,
+            snakemake.params.get("missing"),  # noqa: F821
+            snakemake.output.get("missing"),
+        )  # noqa: F821
         print(f"{rows} rows")

@@ -29,14 +29,31 @@ def cli() -> None:
     parser.add_argument("--rank", type=int, required=True)
     parser.add_argument("--bits", type=int, choices=(4, 8, 16), default=16)
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--attempt", type=int, default=1, help="as Snakemake's attempt: halves the micro-batch N-1 times")
+    parser.add_argument(
+        "--attempt", type=int, default=1, help="as Snakemake's attempt: halves the micro-batch N-1 times"
+    )
     parser.add_argument("--params", default="{}", help="JSON of further FinetuneParams fields")
     args = parser.parse_args()
     params = FinetuneParams(rank=args.rank, bits=args.bits, seed=args.seed, **json.loads(args.params))
-    params.micro_batch_size = micro_batch_for_attempt(params.effective_batch_size, params.micro_batch_size, args.attempt)
+    params.micro_batch_size = micro_batch_for_attempt(
+        params.effective_batch_size, params.micro_batch_size, args.attempt
+    )
     metrics = finetune(args.base, args.train, args.out, params, attempt=args.attempt)
-    print(json.dumps({k: metrics[k] for k in ("train_loss", "global_step", "resumed_from_step", "wall_seconds",
-                                              "real_tokens_per_second", "useful_token_fraction")}))
+    print(
+        json.dumps(
+            {
+                k: metrics[k]
+                for k in (
+                    "train_loss",
+                    "global_step",
+                    "resumed_from_step",
+                    "wall_seconds",
+                    "real_tokens_per_second",
+                    "useful_token_fraction",
+                )
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

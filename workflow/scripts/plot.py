@@ -4,14 +4,20 @@
 import json
 
 import pandas as pd
-
 from maple import plotting
 from maple.jobs import logged_to
 
 
-def make_figure(name: str, model: str, table: pd.DataFrame, cost: str | None = None,
-                metrics_files: dict[str, str] | None = None, comparison: str | None = None,
-                dataset_labels: dict | None = None, english: str = "en"):
+def make_figure(
+    name: str,
+    model: str,
+    table: pd.DataFrame,
+    cost: str | None = None,
+    metrics_files: dict[str, str] | None = None,
+    comparison: str | None = None,
+    dataset_labels: dict | None = None,
+    english: str = "en",
+):
     """The Figure `name` of `model`; the inputs each figure reads are loaded here."""
     if name == "loss_curves":
         histories = {}
@@ -41,7 +47,14 @@ def main(csv: str, model: str, figures: list[str], outputs: dict, **inputs) -> N
 if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with logged_to(sm.log[0]):
-        main(sm.input.csv, sm.wildcards.model, sm.params.figures, dict(sm.output.items()),
-             cost=sm.input.cost, metrics_files=sm.params.metrics_files,
-             comparison=sm.input.get("reference_comparison"), dataset_labels=sm.params.dataset_labels,
-             english=sm.params.english)
+        main(
+            sm.input.csv,
+            sm.wildcards.model,
+            sm.params.figures,
+            dict(sm.output.items()),
+            cost=sm.input.cost,
+            metrics_files=sm.params.metrics_files,
+            comparison=sm.input.get("reference_comparison"),
+            dataset_labels=sm.params.dataset_labels,
+            english=sm.params.english,
+        )

@@ -8,14 +8,26 @@ import argparse
 import os
 
 import pandas as pd
-
 from maple.jobs import logged_to
-from maple.summary import (adapter_devices, cost_table, load_reference, reference_comparison, summary_markdown,
-                           write_atomic)
+from maple.summary import (
+    adapter_devices,
+    cost_table,
+    load_reference,
+    reference_comparison,
+    summary_markdown,
+    write_atomic,
+)
 
 
-def main(csv: str, jobs: list[dict], metrics_files: dict[str, str], summary: str, cost: str | None = None,
-         reference: str | None = None, comparison: str | None = None) -> None:
+def main(
+    csv: str,
+    jobs: list[dict],
+    metrics_files: dict[str, str],
+    summary: str,
+    cost: str | None = None,
+    reference: str | None = None,
+    comparison: str | None = None,
+) -> None:
     table = pd.read_csv(csv)
     costs = cost_table(table, jobs, adapter_devices(metrics_files)) if jobs else None
     if cost:
@@ -32,8 +44,15 @@ if __name__ == "__main__":
     if "snakemake" in globals():
         sm = snakemake  # noqa: F821
         with logged_to(sm.log[0]):
-            main(sm.input.csv, sm.params.jobs, sm.params.metrics_files, sm.output.summary, sm.output.cost,
-                 sm.input.get("reference"), sm.output.get("reference_comparison"))
+            main(
+                sm.input.csv,
+                sm.params.jobs,
+                sm.params.metrics_files,
+                sm.output.summary,
+                sm.output.cost,
+                sm.input.get("reference"),
+                sm.output.get("reference_comparison"),
+            )
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("csv")

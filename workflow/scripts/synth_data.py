@@ -9,8 +9,9 @@ from maple.jobs import logged_to
 from maple.records import write_jsonl
 
 
-def main(name: str, spec: dict, languages: dict, seed: int, lexicon_dir: str, train_file: str, eval_dir: str,
-         stats_file: str) -> dict:
+def main(
+    name: str, spec: dict, languages: dict, seed: int, lexicon_dir: str, train_file: str, eval_dir: str, stats_file: str
+) -> dict:
     data = synthesize(name, spec, languages, seed, lexicon_dir)
     eval_dir = Path(eval_dir)
     for kind in ("eval_mc", "eval_gen"):

@@ -13,8 +13,22 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = [
-    "model", "variant", "data", "rank", "bits", "task", "lang", "script", "resource", "metric",
-    "value", "stderr", "n", "delta_vs_base", "delta_ci_low", "delta_ci_high",
+    "model",
+    "variant",
+    "data",
+    "rank",
+    "bits",
+    "task",
+    "lang",
+    "script",
+    "resource",
+    "metric",
+    "value",
+    "stderr",
+    "n",
+    "delta_vs_base",
+    "delta_ci_low",
+    "delta_ci_high",
 ]
 VARIANT_PATTERN = re.compile(r"^(?P<data>.+)-r(?P<rank>\d+)-q(?P<bits>\d+)$")
 
@@ -27,8 +41,9 @@ def parse_variant(variant: str) -> dict:
     return {"data": match["data"], "rank": int(match["rank"]), "bits": int(match["bits"])}
 
 
-def paired_bootstrap_ci(adapter: dict, base: dict, n_resamples: int = 2000, seed: int = 0,
-                        level: float = 0.95) -> tuple[float, float] | tuple[None, None]:
+def paired_bootstrap_ci(
+    adapter: dict, base: dict, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float] | tuple[None, None]:
     """Percentile interval of mean(adapter - base) over the examples both were scored on (keys: doc ids)."""
     shared = sorted(set(adapter) & set(base))
     if not shared:
@@ -56,11 +71,20 @@ def tidy_table(scores: list[dict], languages: dict, n_resamples: int = 2000, see
     for s in scores:
         lang_info = languages.get(s["lang"], {})
         row = {
-            "model": s["model"], "variant": s["variant"], **parse_variant(s["variant"]),
-            "task": s["task"], "lang": s["lang"], "script": lang_info.get("script"),
-            "resource": lang_info.get("resource"), "metric": s["metric"], "value": s["value"],
-            "stderr": s.get("stderr"), "n": s.get("n"),
-            "delta_vs_base": None, "delta_ci_low": None, "delta_ci_high": None,
+            "model": s["model"],
+            "variant": s["variant"],
+            **parse_variant(s["variant"]),
+            "task": s["task"],
+            "lang": s["lang"],
+            "script": lang_info.get("script"),
+            "resource": lang_info.get("resource"),
+            "metric": s["metric"],
+            "value": s["value"],
+            "stderr": s.get("stderr"),
+            "n": s.get("n"),
+            "delta_vs_base": None,
+            "delta_ci_low": None,
+            "delta_ci_high": None,
         }
         b = base.get((s["model"], s["task"], s["lang"]))
         if b is not None and s["variant"] != "base":

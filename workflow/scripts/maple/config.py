@@ -103,7 +103,7 @@ class Study:
         """Every (model, variant, task, lang) score of the grid."""
         return [(m, v, t, lang) for m, v, t in self.evaluations() for lang in self.tasks[t].languages]
 
-    def restricted_to_finished(self, adapter_done, scores_done) -> tuple["Study", list[dict]]:
+    def restricted_to_finished(self, adapter_done, scores_done) -> tuple[Study, list[dict]]:
         """The study cut down to what finished (config allow_missing): the finetunes whose adapter exists
         (adapter_done(finetune)) and the evaluations whose score files all exist (scores_done(model, variant,
         task)); models with no finished evaluation are dropped. Returns it and the missing cells of the full grid,
@@ -112,16 +112,20 @@ class Study:
         partial = replace(self, finetunes=finetunes)
         finished = frozenset(job for job in partial.evaluations() if scores_done(*job))
         models = {alias: m for alias, m in self.models.items() if any(job[0] == alias for job in finished)}
-        partial = replace(partial, models=models, finetunes=[f for f in finetunes if f.model in models],
-                          finished_evaluations=finished)
+        partial = replace(
+            partial, models=models, finetunes=[f for f in finetunes if f.model in models], finished_evaluations=finished
+        )
         kept = set(partial.cells())
         missing = []
         for cell in self.cells():
             if cell in kept:
                 continue
             f = self.finetune_of(cell[0], cell[1])
-            reason = "no adapter (finetune failed or not run)" if f and not adapter_done(f) else \
-                "no score (evaluation failed or not run)"
+            reason = (
+                "no adapter (finetune failed or not run)"
+                if f and not adapter_done(f)
+                else "no score (evaluation failed or not run)"
+            )
             missing.append(dict(zip(("model", "variant", "task", "lang"), cell), reason=reason))
         return partial, missing
 
@@ -136,7 +140,10 @@ def _resolve_model(alias: str, spec: dict, finetune: dict, config_dir: str) -> M
     _require(len(sources) == 1, f"models.{alias}: give exactly one of hub_id, path or build (got {sources or 'none'})")
     if "path" in spec:
         path = spec["path"] if os.path.isabs(spec["path"]) else os.path.join(config_dir, spec["path"])
-        _require(os.path.isdir(path), f"models.{alias}.path: expected an existing local model directory, got {spec['path']!r}")
+        _require(
+            os.path.isdir(path),
+            f"models.{alias}.path: expected an existing local model directory, got {spec['path']!r}",
+        )
         source = path
     elif "hub_id" in spec:
         source = spec["hub_id"]
@@ -156,11 +163,15 @@ def _resolve_model(alias: str, spec: dict, finetune: dict, config_dir: str) -> M
 def _resolve_task(alias: str, spec: dict, languages: dict, datasets: dict) -> Task:
     key = f"evaluation.tasks.{alias}"
     for lang in spec["languages"]:
-        _require(lang in languages, f"{key}.languages: {lang!r} is not in the languages table (known: {sorted(languages)})")
+        _require(
+            lang in languages, f"{key}.languages: {lang!r} is not in the languages table (known: {sorted(languages)})"
+        )
     kind = spec.get("kind")
     names: dict[str, str] = {}
     if spec["source"] == "local":
-        _require(kind in LOCAL_TASK_KINDS, f"{key}.kind: a local task needs kind multiple_choice or generate, got {kind!r}")
+        _require(
+            kind in LOCAL_TASK_KINDS, f"{key}.kind: a local task needs kind multiple_choice or generate, got {kind!r}"
+        )
         data = spec.get("dataset")
         _require(data in datasets, f"{key}.dataset: expected one of the datasets {sorted(datasets)}, got {data!r}")
         missing = sorted(set(spec["languages"]) - set(datasets[data]["languages"]))
@@ -170,7 +181,10 @@ def _resolve_task(alias: str, spec: dict, languages: dict, datasets: dict) -> Ta
         metric = spec.get("metric", DEFAULT_METRIC[kind])
     else:
         template = spec.get("lm_eval_task")
-        _require(bool(template) and "{code}" in template, f"{key}.lm_eval_task: expected an lm-eval task name with {{code}}, got {template!r}")
+        _require(
+            bool(template) and "{code}" in template,
+            f"{key}.lm_eval_task: expected an lm-eval task name with {{code}}, got {template!r}",
+        )
         code_key = spec.get("code_key", alias)
         for lang in spec["languages"]:
             code = languages[lang].get("codes", {}).get(code_key)
@@ -207,7 +221,10 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
     datasets, data_seeds = {}, {}
     for name, spec in config["datasets"].items():
         for lang in spec["languages"]:
-            _require(lang in languages, f"datasets.{name}.languages: {lang!r} is not in the languages table (known: {sorted(languages)})")
+            _require(
+                lang in languages,
+                f"datasets.{name}.languages: {lang!r} is not in the languages table (known: {sorted(languages)})",
+            )
         # The data seed travels as its own param: the spec without it, so that writing the global seed out
         # explicitly reruns nothing.
         data_seeds[name] = int(spec.get("seed", seed))
@@ -216,15 +233,23 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
     for key in ("ranks", "bits"):
         _require(len(finetune[key]) > 0, f"finetune.{key}: expected a non-empty list")
     effective, micro = finetune.get("effective_batch_size", 16), finetune.get("micro_batch_size", 16)
-    _require(effective % micro == 0,
-             f"finetune.effective_batch_size: expected a multiple of finetune.micro_batch_size ({micro}), got {effective}")
+    _require(
+        effective % micro == 0,
+        f"finetune.effective_batch_size: expected a multiple of finetune.micro_batch_size ({micro}), got {effective}",
+    )
     max_steps = finetune.get("max_steps", -1)
-    _require(max_steps == -1 or max_steps >= 1, f"finetune.max_steps: expected -1 (run the epochs) or >= 1, got {max_steps}")
+    _require(
+        max_steps == -1 or max_steps >= 1, f"finetune.max_steps: expected -1 (run the epochs) or >= 1, got {max_steps}"
+    )
     batch_size = config["evaluation"].get("batch_size", "auto")
-    _require(not isinstance(batch_size, str) or re.fullmatch(r"auto(:\d+)?", batch_size) is not None,
-             f"evaluation.batch_size: expected an integer >= 1, 'auto' or 'auto:N', got {batch_size!r}")
-    _require(not isinstance(batch_size, int) or batch_size >= 1,
-             f"evaluation.batch_size: expected an integer >= 1, 'auto' or 'auto:N', got {batch_size!r}")
+    _require(
+        not isinstance(batch_size, str) or re.fullmatch(r"auto(:\d+)?", batch_size) is not None,
+        f"evaluation.batch_size: expected an integer >= 1, 'auto' or 'auto:N', got {batch_size!r}",
+    )
+    _require(
+        not isinstance(batch_size, int) or batch_size >= 1,
+        f"evaluation.batch_size: expected an integer >= 1, 'auto' or 'auto:N', got {batch_size!r}",
+    )
     finetunes = [
         Finetune(model=m, data=d, rank=r, bits=b)
         for m in models
@@ -234,7 +259,9 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
     ]
     _require(len(finetunes) > 0, "models x datasets x finetune.ranks x finetune.bits: the study grid is empty")
 
-    tasks = {alias: _resolve_task(alias, spec, languages, datasets) for alias, spec in config["evaluation"]["tasks"].items()}
+    tasks = {
+        alias: _resolve_task(alias, spec, languages, datasets) for alias, spec in config["evaluation"]["tasks"].items()
+    }
 
     return Study(
         results_dir=results_dir,
@@ -301,16 +328,29 @@ def load_yaml_strict(path: str | os.PathLike):
     return yaml.safe_load(text)
 
 
-_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-               "array": "a list", "object": "a mapping", "null": "null"}
+_TYPE_NAMES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
 
 
 def _python_type(value) -> str:
     if value is None:
         return "null"
     # bool before int: True is an int too
-    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
-                       (list, "a list"), (dict, "a mapping")):
+    for kind, name in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (list, "a list"),
+        (dict, "a mapping"),
+    ):
         if isinstance(value, kind):
             return name
     return type(value).__name__
@@ -334,8 +374,10 @@ def describe_schema_error(error) -> str:
     if kind == "additionalProperties" and expected is False:
         known = set(schema.get("properties", {}))
         extra = sorted(str(k) for k in value if k not in known)
-        return f"{where}: unknown key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}; " \
-               f"expected one of {sorted(known)}"
+        return (
+            f"{where}: unknown key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}; "
+            f"expected one of {sorted(known)}"
+        )
     if kind == "required":
         missing = [k for k in expected if k not in value]
         return f"{where}: missing required key{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
@@ -366,7 +408,9 @@ def describe_schema_error(error) -> str:
         if all(isinstance(c, list) and len(c) == 1 for c in choices) and isinstance(value, dict):
             keys = [c[0] for c in choices]
             present = [k for k in keys if k in value]
-            return f"{where}: expected exactly one of {', '.join(keys)}, got {', '.join(present) if present else 'none'}"
+            return (
+                f"{where}: expected exactly one of {', '.join(keys)}, got {', '.join(present) if present else 'none'}"
+            )
     return f"{where}: {error.message}"
 
 
@@ -418,8 +462,12 @@ def lm_eval_task_names(directories) -> set[str]:
 def check_lm_eval_tasks(study: Study, extra_dirs=()) -> None:
     """Every lm-eval task name a `source: lm_eval` task resolves to exists in lm-eval or in extra_dirs (the task
     YAMLs this repo ships), so that a typo stops the run now rather than after the finetunes."""
-    wanted = {(t.alias, lang, name) for t in study.tasks.values() if t.source == "lm_eval"
-              for lang, name in t.lm_eval_names.items()}
+    wanted = {
+        (t.alias, lang, name)
+        for t in study.tasks.values()
+        if t.source == "lm_eval"
+        for lang, name in t.lm_eval_names.items()
+    }
     if not wanted:
         return
     builtin = lm_eval_tasks_dir()

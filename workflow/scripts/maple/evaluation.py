@@ -32,12 +32,32 @@ SHIPPED_TASKS = Path(__file__).resolve().parents[2] / "resources" / "lm_eval_tas
 
 # What every score file's `provenance` holds (tests read these back).
 PROVENANCE_FIELDS = (
-    "model_alias", "model_source", "model_revision", "model_fingerprint",  # fingerprint: {kind: sha256|hub_commit, value}
-    "variant", "adapter_dir", "adapter_sha256", "bits",  # adapter_*: None for the base
-    "task", "lm_eval_task", "task_version", "num_fewshot", "limit", "n_examples",
-    "seed", "batch_size", "batch_size_used", "device", "dtype",
-    "software", "workflow_commit",  # software: lm_eval, transformers, peft, torch, ... versions
-    "wall_seconds", "model_load_seconds", "eval_seconds", "languages_in_job", "samples_file",
+    "model_alias",
+    "model_source",
+    "model_revision",
+    "model_fingerprint",  # fingerprint: {kind: sha256|hub_commit, value}
+    "variant",
+    "adapter_dir",
+    "adapter_sha256",
+    "bits",  # adapter_*: None for the base
+    "task",
+    "lm_eval_task",
+    "task_version",
+    "num_fewshot",
+    "limit",
+    "n_examples",
+    "seed",
+    "batch_size",
+    "batch_size_used",
+    "device",
+    "dtype",
+    "software",
+    "workflow_commit",  # software: lm_eval, transformers, peft, torch, ... versions
+    "wall_seconds",
+    "model_load_seconds",
+    "eval_seconds",
+    "languages_in_job",
+    "samples_file",
 )
 
 

@@ -53,8 +53,10 @@ def is_local(source: str) -> bool:
 
 
 def offline_mode() -> bool:
-    return any(os.environ.get(var, "").strip().upper() in ("1", "ON", "YES", "TRUE")
-               for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(var, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -70,8 +72,16 @@ def _hub_error_types() -> tuple[type, ...]:
     try:
         from huggingface_hub import errors as hf_errors
 
-        for name in ("HfHubHTTPError", "RepositoryNotFoundError", "GatedRepoError", "LocalEntryNotFoundError",
-                     "OfflineModeIsEnabled", "HFValidationError", "RevisionNotFoundError", "EntryNotFoundError"):
+        for name in (
+            "HfHubHTTPError",
+            "RepositoryNotFoundError",
+            "GatedRepoError",
+            "LocalEntryNotFoundError",
+            "OfflineModeIsEnabled",
+            "HFValidationError",
+            "RevisionNotFoundError",
+            "EntryNotFoundError",
+        ):
             if hasattr(hf_errors, name):
                 types.append(getattr(hf_errors, name))
     except ImportError:
@@ -98,14 +108,27 @@ def _reason(exc: BaseException, source: str) -> str:
     if "RevisionNotFoundError" in names:
         return "the requested revision does not exist"
     unreachable = bool({"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError"} & names) or any(
-        marker in text for marker in ("couldn't connect", "couldn't reach", "name or service not known",
-                                      "connection error", "failed to establish"))
+        marker in text
+        for marker in (
+            "couldn't connect",
+            "couldn't reach",
+            "name or service not known",
+            "connection error",
+            "failed to establish",
+        )
+    )
     if unreachable and ("OfflineModeIsEnabled" in names or offline_mode()):
         return "it is not in the local HF cache and offline mode is on"
     if unreachable:
         return "it is not in the local HF cache and the Hugging Face hub is unreachable"
-    if "RepositoryNotFoundError" in names or "DatasetNotFoundError" in names or " 404" in text \
-            or "not a valid model identifier" in text or "does not exist" in text or "doesn't exist" in text:
+    if (
+        "RepositoryNotFoundError" in names
+        or "DatasetNotFoundError" in names
+        or " 404" in text
+        or "not a valid model identifier" in text
+        or "does not exist" in text
+        or "doesn't exist" in text
+    ):
         return "no such repository on the Hugging Face hub"
     if "HFValidationError" in names:
         return "it is neither an existing local path nor a valid hub id"
@@ -155,8 +178,9 @@ def _check_local(kind: str, source: str) -> str:
     return source
 
 
-def load_tokenizer(source: str, *, revision: str | None = None, trust_remote_code: bool = False,
-                   kind: str = "tokenizer", **kwargs):
+def load_tokenizer(
+    source: str, *, revision: str | None = None, trust_remote_code: bool = False, kind: str = "tokenizer", **kwargs
+):
     from transformers import AutoTokenizer
 
     path = _check_local(kind, source)
@@ -164,24 +188,28 @@ def load_tokenizer(source: str, *, revision: str | None = None, trust_remote_cod
         return AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
 
 
-def load_causal_lm(source: str, *, revision: str | None = None, trust_remote_code: bool = False,
-                   kind: str = "model", **kwargs):
+def load_causal_lm(
+    source: str, *, revision: str | None = None, trust_remote_code: bool = False, kind: str = "model", **kwargs
+):
     from transformers import AutoModelForCausalLM
 
     path = _check_local(kind, source)
     with hub_access(kind, source):
-        return AutoModelForCausalLM.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code,
-                                                    **kwargs)
+        return AutoModelForCausalLM.from_pretrained(
+            path, revision=revision, trust_remote_code=trust_remote_code, **kwargs
+        )
 
 
-def load_seq2seq_lm(source: str, *, revision: str | None = None, trust_remote_code: bool = False,
-                    kind: str = "model", **kwargs):
+def load_seq2seq_lm(
+    source: str, *, revision: str | None = None, trust_remote_code: bool = False, kind: str = "model", **kwargs
+):
     from transformers import AutoModelForSeq2SeqLM
 
     path = _check_local(kind, source)
     with hub_access(kind, source):
-        return AutoModelForSeq2SeqLM.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code,
-                                                     **kwargs)
+        return AutoModelForSeq2SeqLM.from_pretrained(
+            path, revision=revision, trust_remote_code=trust_remote_code, **kwargs
+        )
 
 
 def is_saved_dataset(path: Path) -> bool:
@@ -189,12 +217,20 @@ def is_saved_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
-def load_dataset(source: str, name: str | None = None, split: str | None = None, *, revision: str | None = None,
-                 trust_remote_code: bool = False, kind: str = "dataset", **kwargs):
+def load_dataset(
+    source: str,
+    name: str | None = None,
+    split: str | None = None,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    kind: str = "dataset",
+    **kwargs,
+):
     """A datasets.Dataset (or DatasetDict when split is None) from any of:
-      * a directory written by save_to_disk (a Dataset, or a DatasetDict from which `split` is taken),
-      * a local data file (.json/.jsonl/.csv/.tsv/.parquet/.arrow/.txt), read as its single "train" split,
-      * a local directory of data files, or a hub id, through datasets.load_dataset(source, name, split=...).
+    * a directory written by save_to_disk (a Dataset, or a DatasetDict from which `split` is taken),
+    * a local data file (.json/.jsonl/.csv/.tsv/.parquet/.arrow/.txt), read as its single "train" split,
+    * a local directory of data files, or a hub id, through datasets.load_dataset(source, name, split=...).
     """
     import datasets
 
@@ -205,22 +241,29 @@ def load_dataset(source: str, name: str | None = None, split: str | None = None,
             data = datasets.load_from_disk(str(local))
             if isinstance(data, datasets.DatasetDict) and split is not None:
                 if split not in data:
-                    raise HubAccessError(f"cannot load {kind} {source!r}: it has no split {split!r} "
-                                         f"(splits: {sorted(data)})")
+                    raise HubAccessError(
+                        f"cannot load {kind} {source!r}: it has no split {split!r} (splits: {sorted(data)})"
+                    )
                 return data[split]
             return data
         if local.exists() and local.is_file():
             suffix = local.suffix.lower()
             if suffix not in LOCAL_DATA_SUFFIXES:
-                raise HubAccessError(f"cannot load {kind} {source!r}: unknown data file type {suffix!r} "
-                                     f"(expected one of {sorted(LOCAL_DATA_SUFFIXES)})")
+                raise HubAccessError(
+                    f"cannot load {kind} {source!r}: unknown data file type {suffix!r} "
+                    f"(expected one of {sorted(LOCAL_DATA_SUFFIXES)})"
+                )
             extra = {"delimiter": "\t"} if suffix == ".tsv" else {}
-            return datasets.load_dataset(LOCAL_DATA_SUFFIXES[suffix], data_files=str(local),
-                                         split=split or "train", **extra, **kwargs)
+            return datasets.load_dataset(
+                LOCAL_DATA_SUFFIXES[suffix], data_files=str(local), split=split or "train", **extra, **kwargs
+            )
         if trust_remote_code:
             if "trust_remote_code" in inspect.signature(datasets.load_dataset).parameters:
                 kwargs["trust_remote_code"] = True
             else:
-                warnings.warn(f"datasets {datasets.__version__} runs no dataset scripts; trust_remote_code "
-                              f"is ignored for {source!r}", stacklevel=2)
+                warnings.warn(
+                    f"datasets {datasets.__version__} runs no dataset scripts; trust_remote_code "
+                    f"is ignored for {source!r}",
+                    stacklevel=2,
+                )
         return datasets.load_dataset(path, name, split=split, revision=revision, **kwargs)

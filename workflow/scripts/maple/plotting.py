@@ -18,7 +18,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 RESOURCE_COLOURS = {"high": "#0072B2", "low": "#D55E00"}
 RESOURCE_MARKERS = {"high": "o", "low": "s"}
@@ -87,8 +86,13 @@ def _style_by(values: list, styles: list[str]) -> dict:
 
 
 def _panel_grid(n_rows: int, n_cols: int, width: float = 4.2, height: float = 3.4):
-    return plt.subplots(max(n_rows, 1), max(n_cols, 1), figsize=(width * max(n_cols, 1), height * max(n_rows, 1)),
-                        squeeze=False, layout="constrained")
+    return plt.subplots(
+        max(n_rows, 1),
+        max(n_cols, 1),
+        figsize=(width * max(n_cols, 1), height * max(n_rows, 1)),
+        squeeze=False,
+        layout="constrained",
+    )
 
 
 def _figure_legend(fig, axes) -> None:
@@ -98,8 +102,14 @@ def _figure_legend(fig, axes) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
     if handles:
-        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(len(handles), 3),
-                   fontsize=8, frameon=False)
+        fig.legend(
+            handles.values(),
+            handles.keys(),
+            loc="outside lower center",
+            ncol=min(len(handles), 3),
+            fontsize=8,
+            frameon=False,
+        )
 
 
 def _panels(n: int, width: float, height: float, max_cols: int = 4):
@@ -108,9 +118,9 @@ def _panels(n: int, width: float, height: float, max_cols: int = 4):
     rows = max(1, -(-n // cols))
     fig, axes = _panel_grid(rows, cols, width=width, height=height)
     axes = list(np.ravel(axes))
-    for ax in axes[max(n, 1):]:
+    for ax in axes[max(n, 1) :]:
         fig.delaxes(ax)
-    return fig, axes[:max(n, 1)]
+    return fig, axes[: max(n, 1)]
 
 
 def _class_counts(rows: pd.DataFrame, resources: list[str]) -> str:
@@ -119,8 +129,15 @@ def _class_counts(rows: pd.DataFrame, resources: list[str]) -> str:
     return ", ".join(f"{int(counts.get(r, 0))} {r}" for r in resources if counts.get(r, 0)) + " languages"
 
 
-def _class_lines(ax, rows: pd.DataFrame, base: pd.DataFrame, x: str, datasets: list[str], resources: list[str],
-                 label_counts: bool = True) -> None:
+def _class_lines(
+    ax,
+    rows: pd.DataFrame,
+    base: pd.DataFrame,
+    x: str,
+    datasets: list[str],
+    resources: list[str],
+    label_counts: bool = True,
+) -> None:
     """One line per resource class (and dataset when there are several) of `rows` over `x`, with 95 % CI error
     bars; the base model's class mean as a dotted horizontal line of the same colour."""
     data_style = _style_by(datasets, DATA_STYLES)
@@ -134,15 +151,34 @@ def _class_lines(ax, rows: pd.DataFrame, base: pd.DataFrame, x: str, datasets: l
             label = f"{resource}-resource"
             if len(datasets) > 1:
                 label += f", {data}"
-            ax.plot(means[x], means["value"], marker=RESOURCE_MARKERS.get(resource, "o"), color=colour,
-                    linestyle=data_style[data], label=label)
+            ax.plot(
+                means[x],
+                means["value"],
+                marker=RESOURCE_MARKERS.get(resource, "o"),
+                color=colour,
+                linestyle=data_style[data],
+                label=label,
+            )
             if means["ci"].notna().any():
-                ax.errorbar(means[x], means["value"], yerr=means["ci"].fillna(0), fmt="none", color=colour,
-                            ecolor=colour, capsize=3, linewidth=0.9)
+                ax.errorbar(
+                    means[x],
+                    means["value"],
+                    yerr=means["ci"].fillna(0),
+                    fmt="none",
+                    color=colour,
+                    ecolor=colour,
+                    capsize=3,
+                    linewidth=0.9,
+                )
         base_cell = base[base["resource"] == resource]
         if len(base_cell):
-            ax.axhline(class_mean(base_cell, ["task"])["value"].iloc[0], color=colour, linestyle=(0, (1, 2)),
-                       linewidth=1.0, label=f"{resource}-resource, base model")
+            ax.axhline(
+                class_mean(base_cell, ["task"])["value"].iloc[0],
+                color=colour,
+                linestyle=(0, (1, 2)),
+                linewidth=1.0,
+                label=f"{resource}-resource, base model",
+            )
 
 
 # --- 1. score vs LoRA rank -----------------------------------------------------------------------------------------
@@ -167,8 +203,9 @@ def score_vs_rank(table: pd.DataFrame, model: str):
             ax.set_xscale("log", base=2)
             ax.set_xticks(ranks, [str(r) for r in ranks])
             ax.minorticks_off()
-            ax.set_title(f"{task}, {BITS_NAMES.get(int(b), f'{int(b)}-bit')}\n{_class_counts(cell, resources)}",
-                         fontsize=10)
+            ax.set_title(
+                f"{task}, {BITS_NAMES.get(int(b), f'{int(b)}-bit')}\n{_class_counts(cell, resources)}", fontsize=10
+            )
             ax.set_xlabel("LoRA rank")
             ax.set_ylabel(f"{_metric(cell)} (mean over languages)")
     _figure_legend(fig, axes)
@@ -243,14 +280,27 @@ def delta_heatmap(table: pd.DataFrame, model: str):
         values = grid.to_numpy(dtype=float)
         image = ax.imshow(values, cmap=DIVERGING_CMAP, vmin=-limit, vmax=limit, aspect="auto")
         resource = cell.drop_duplicates("lang").set_index("lang")["resource"]
-        ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=60 if annotate else 90, ha="right", fontsize=7,
-                      rotation_mode="anchor")
+        ax.set_xticks(
+            range(grid.shape[1]),
+            grid.columns,
+            rotation=60 if annotate else 90,
+            ha="right",
+            fontsize=7,
+            rotation_mode="anchor",
+        )
         ax.set_yticks(range(grid.shape[0]), [f"{lang} ({resource.get(lang)})" for lang in grid.index], fontsize=7)
         if annotate:
             for (y, x), value in np.ndenumerate(values):
                 if not np.isnan(value):
-                    ax.text(x, y, f"{value:+.2f}", ha="center", va="center", fontsize=6,
-                            color="white" if abs(value) > 0.6 * limit else "black")
+                    ax.text(
+                        x,
+                        y,
+                        f"{value:+.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if abs(value) > 0.6 * limit else "black",
+                    )
         ax.set_title(f"{task} ({_metric(cell)})")
         ax.set_xlabel("variant")
         if ax.get_subplotspec().is_first_col():
@@ -270,8 +320,9 @@ def english_retention(table: pd.DataFrame, model: str, english: str = "en"):
     below 0 English lost."""
     rows = _rows(table, model)
     rows = rows[(rows["variant"] != "base") & rows["delta_vs_base"].notna()]
-    tasks = [t for t, langs in rows.groupby("task")["lang"]
-             if english in set(langs) and len(set(langs) - {english}) > 0]
+    tasks = [
+        t for t, langs in rows.groupby("task")["lang"] if english in set(langs) and len(set(langs) - {english}) > 0
+    ]
     if not tasks:
         raise ValueError(f"no task of model {model!r} has {english!r} and another language with a delta vs base")
     variants = _variant_order(rows)
@@ -287,8 +338,15 @@ def english_retention(table: pd.DataFrame, model: str, english: str = "en"):
         facts = cell.drop_duplicates("variant").set_index("variant").reindex(points.index)
         for (data, b), sel in points.groupby([facts["data"], facts["bits"]]):
             label = BITS_NAMES.get(int(b), f"{int(b)}-bit") + (f", {data}" if len(datasets) > 1 else "")
-            ax.scatter(sel["others"], sel["english"], color=bit_colours[b], marker=data_marker[data], s=28,
-                       zorder=3, label=label)
+            ax.scatter(
+                sel["others"],
+                sel["english"],
+                color=bit_colours[b],
+                marker=data_marker[data],
+                s=28,
+                zorder=3,
+                label=label,
+            )
         for variant, p in points.iterrows() if len(points) <= MAX_ANNOTATED else ():
             ax.annotate(variant, (p["others"], p["english"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         span = float(np.nanmax(np.abs(points.to_numpy(dtype=float)))) if len(points) else 1.0
@@ -335,8 +393,7 @@ def data_comparison(table: pd.DataFrame, model: str, dataset_labels: dict | None
         means = means.reindex(order)
         y = np.arange(len(order))
         for k, lang in enumerate(order):
-            ax.plot(means.loc[lang].to_numpy(dtype=float), [k] * len(datasets), color="grey", linewidth=1.0,
-                    zorder=1)
+            ax.plot(means.loc[lang].to_numpy(dtype=float), [k] * len(datasets), color="grey", linewidth=1.0, zorder=1)
         for d in datasets:
             ax.scatter(means[d], y, color=colours[d], marker=markers[d], zorder=3, label=labels[d])
         resource = cell.drop_duplicates("lang").set_index("lang")["resource"]
@@ -376,15 +433,22 @@ def loss_curves(histories: dict[str, dict], model: str):
     rank_colour = _style_by(ranks, OKABE_ITO)
     fig, axes = _panels(len(datasets), width=5.0, height=3.8, max_cols=2)
     for ax, data in zip(axes, datasets):
-        variants = sorted((v for v in histories if parsed[v]["data"] == data),
-                          key=lambda v: (parsed[v]["rank"], parsed[v]["bits"]))
+        variants = sorted(
+            (v for v in histories if parsed[v]["data"] == data), key=lambda v: (parsed[v]["rank"], parsed[v]["bits"])
+        )
         for variant in variants:
             steps, losses, per_step = loss_points(histories[variant])
             p = parsed[variant]
             style = dict(color=rank_colour[p["rank"]], label=f"r{p['rank']}, {BITS_NAMES.get(p['bits'], p['bits'])}")
             if per_step:
-                ax.plot(steps, losses, linestyle=BITS_STYLES.get(p["bits"], "-"),
-                        marker=BITS_MARKERS.get(p["bits"], "."), markersize=3, **style)
+                ax.plot(
+                    steps,
+                    losses,
+                    linestyle=BITS_STYLES.get(p["bits"], "-"),
+                    marker=BITS_MARKERS.get(p["bits"], "."),
+                    markersize=3,
+                    **style,
+                )
             elif steps:
                 style["label"] += " (final mean loss only)"
                 ax.plot(steps, losses, linestyle="none", marker=BITS_MARKERS.get(p["bits"], "D"), markersize=7, **style)
@@ -418,17 +482,40 @@ def cost_vs_gain(cost: pd.DataFrame, model: str):
     base = rows[rows["variant"] == "base"]
     adapters = rows[rows["variant"] != "base"]
     if len(base):
-        ax.scatter(base["hours"], base["mean_delta"], color=OKABE_ITO[0], marker="*", s=110, zorder=3,
-                   label="base model (evaluation only)")
+        ax.scatter(
+            base["hours"],
+            base["mean_delta"],
+            color=OKABE_ITO[0],
+            marker="*",
+            s=110,
+            zorder=3,
+            label="base model (evaluation only)",
+        )
     for b, group in adapters.groupby(pd.to_numeric(adapters["bits"], errors="coerce")):
-        ax.scatter(group["hours"], group["mean_delta"], color=bit_colours[b], marker="o", s=32, zorder=3,
-                   label=BITS_NAMES.get(int(b), f"{int(b)}-bit"))
+        ax.scatter(
+            group["hours"],
+            group["mean_delta"],
+            color=bit_colours[b],
+            marker="o",
+            s=32,
+            zorder=3,
+            label=BITS_NAMES.get(int(b), f"{int(b)}-bit"),
+        )
     front = rows[rows["pareto"].astype(bool)].sort_values("hours")
-    ax.plot(front["hours"], front["mean_delta"], color="black", linestyle="--", linewidth=1.0, marker="o",
-            markerfacecolor="none", markersize=11, label="Pareto front", zorder=2)
+    ax.plot(
+        front["hours"],
+        front["mean_delta"],
+        color="black",
+        linestyle="--",
+        linewidth=1.0,
+        marker="o",
+        markerfacecolor="none",
+        markersize=11,
+        label="Pareto front",
+        zorder=2,
+    )
     for _, r in rows.iterrows():
-        ax.annotate(r["variant"], (r["hours"], r["mean_delta"]), fontsize=6, xytext=(4, -8),
-                    textcoords="offset points")
+        ax.annotate(r["variant"], (r["hours"], r["mean_delta"]), fontsize=6, xytext=(4, -8), textcoords="offset points")
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.set_xlabel(cost_label(rows.get("device", pd.Series(dtype=str))))
     ax.set_ylabel("mean delta vs base (all tasks and languages)")
@@ -456,18 +543,25 @@ def reference_comparison(comparison: pd.DataFrame, model: str):
         resources = cell["resource"].fillna("") if "resource" in cell.columns else pd.Series("", index=cell.index)
         for resource in sorted(resources.unique(), key=lambda r: (r not in RESOURCE_ORDER, r)):
             sel = cell[resources == resource]
-            ax.scatter(sel["value_reference"], sel["value_run"], color=RESOURCE_COLOURS.get(resource, "grey"),
-                       marker=RESOURCE_MARKERS.get(resource, "^"), zorder=3,
-                       label=f"{resource}-resource language" if resource else "mean over languages")
+            ax.scatter(
+                sel["value_reference"],
+                sel["value_run"],
+                color=RESOURCE_COLOURS.get(resource, "grey"),
+                marker=RESOURCE_MARKERS.get(resource, "^"),
+                zorder=3,
+                label=f"{resource}-resource language" if resource else "mean over languages",
+            )
         for _, r in cell.iterrows():
             name = " ".join(str(r[k]) for k in ("variant", "lang") if k in r.index and pd.notna(r[k]))
-            ax.annotate(name, (r["value_reference"], r["value_run"]), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                name, (r["value_reference"], r["value_run"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
+            )
         lo = float(np.nanmin(cell[["value_reference", "value_run"]].to_numpy(dtype=float)))
         hi = float(np.nanmax(cell[["value_reference", "value_run"]].to_numpy(dtype=float)))
         pad = (hi - lo) * 0.1 or 0.05
-        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linestyle="--", linewidth=0.8,
-                label="agreement")
+        ax.plot(
+            [lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linestyle="--", linewidth=0.8, label="agreement"
+        )
         ax.set_xlabel("published reference")
         ax.set_ylabel("this run")
         ax.set_title(task)

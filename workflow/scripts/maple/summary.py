@@ -74,18 +74,43 @@ def cost_table(table: pd.DataFrame, jobs: list[dict], devices: dict[str, str] | 
             n = int(deltas["count"].get((model, variant), 0))
             device = devices.get(f"{model}/{variant}", "unknown")
         hours = (rec["finetune_s"] + rec["evaluate_s"]) / 3600
-        rows.append({
-            "model": model, "variant": variant, **parsed, "device": device, "n_jobs": rec["n_jobs"],
-            "finetune_s": round(rec["finetune_s"], 3), "evaluate_s": round(rec["evaluate_s"], 3),
-            "hours": hours, "gpu_hours": rec["gpu_s"] / 3600 if device == "cuda" else 0.0,
-            "mean_delta": mean_delta, "n_scores": n,
-        })
-    cost = pd.DataFrame(rows, columns=["model", "variant", "data", "rank", "bits", "device", "n_jobs", "finetune_s",
-                                       "evaluate_s", "hours", "gpu_hours", "mean_delta", "n_scores"])
+        rows.append(
+            {
+                "model": model,
+                "variant": variant,
+                **parsed,
+                "device": device,
+                "n_jobs": rec["n_jobs"],
+                "finetune_s": round(rec["finetune_s"], 3),
+                "evaluate_s": round(rec["evaluate_s"], 3),
+                "hours": hours,
+                "gpu_hours": rec["gpu_s"] / 3600 if device == "cuda" else 0.0,
+                "mean_delta": mean_delta,
+                "n_scores": n,
+            }
+        )
+    cost = pd.DataFrame(
+        rows,
+        columns=[
+            "model",
+            "variant",
+            "data",
+            "rank",
+            "bits",
+            "device",
+            "n_jobs",
+            "finetune_s",
+            "evaluate_s",
+            "hours",
+            "gpu_hours",
+            "mean_delta",
+            "n_scores",
+        ],
+    )
     # The cost compared: GPU-hours where every job of the model ran on CUDA, else the wall-clock hours (a CPU run).
     cost["cost_hours"] = cost["hours"]
     cost["pareto"] = False
-    for model, idx in cost.groupby("model").groups.items():
+    for _model, idx in cost.groupby("model").groups.items():
         if set(cost.loc[idx, "device"]) == {"cuda"}:
             cost.loc[idx, "cost_hours"] = cost.loc[idx, "gpu_hours"]
         cost.loc[idx, "pareto"] = pareto_front(cost.loc[idx, "cost_hours"], cost.loc[idx, "mean_delta"])
@@ -95,7 +120,7 @@ def cost_table(table: pd.DataFrame, jobs: list[dict], devices: dict[str, str] | 
 
 
 def adapter_devices(metrics_files: dict[str, str]) -> dict[str, str]:
-    """"model/variant" -> the device its finetune ran on, from each adapter's train_metrics.json."""
+    """ "model/variant" -> the device its finetune ran on, from each adapter's train_metrics.json."""
     devices = {}
     for key, path in metrics_files.items():
         with open(path, encoding="utf-8") as f:
@@ -123,16 +148,35 @@ def best_variants(table: pd.DataFrame) -> pd.DataFrame:
             best_rows = adapters[adapters["variant"] == best].set_index("lang")["value"]
             base_by_lang = base.set_index("lang")["value"]
             shared = best_rows.index.intersection(base_by_lang.index)
-            rows.append({
-                "model": model, "task": task, "resource": resource, "metric": ", ".join(sorted(cls["metric"].unique())),
-                "languages": cls["lang"].nunique(),
-                "base": base["value"].mean() if len(base) else np.nan,
-                "best_variant": best, "best": means[best],
-                "gain": means[best] - base["value"].mean() if len(base) else np.nan,
-                "languages_improved": int((best_rows[shared] > base_by_lang[shared]).sum()),
-            })
-    return pd.DataFrame(rows, columns=["model", "task", "resource", "metric", "languages", "base", "best_variant",
-                                       "best", "gain", "languages_improved"])
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "resource": resource,
+                    "metric": ", ".join(sorted(cls["metric"].unique())),
+                    "languages": cls["lang"].nunique(),
+                    "base": base["value"].mean() if len(base) else np.nan,
+                    "best_variant": best,
+                    "best": means[best],
+                    "gain": means[best] - base["value"].mean() if len(base) else np.nan,
+                    "languages_improved": int((best_rows[shared] > base_by_lang[shared]).sum()),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "model",
+            "task",
+            "resource",
+            "metric",
+            "languages",
+            "base",
+            "best_variant",
+            "best",
+            "gain",
+            "languages_improved",
+        ],
+    )
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
@@ -146,29 +190,53 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(table: pd.DataFrame, cost: pd.DataFrame | None = None,
-                     comparison: pd.DataFrame | None = None) -> str:
+def summary_markdown(
+    table: pd.DataFrame, cost: pd.DataFrame | None = None, comparison: pd.DataFrame | None = None
+) -> str:
     """The Markdown summary: per model, per task and resource class the base vs the best variant; the cheapest
     configurations on the Pareto front of cost vs gain; and, with reference numbers, how far this run is from them."""
     best = best_variants(table)
-    parts = ["# Results summary", "",
-             "Per task and resource class: the base model's mean score over the class's languages, the variant with "
-             "the best mean, the gain, and in how many of the class's languages that variant beats the base.", ""]
+    parts = [
+        "# Results summary",
+        "",
+        "Per task and resource class: the base model's mean score over the class's languages, the variant with "
+        "the best mean, the gain, and in how many of the class's languages that variant beats the base.",
+        "",
+    ]
     for model, rows in best.groupby("model"):
-        parts += [f"## {model}", "", _markdown_table(rows.drop(columns="model").rename(columns={
-            "best_variant": "best variant", "languages_improved": "languages improved"})), ""]
+        parts += [
+            f"## {model}",
+            "",
+            _markdown_table(
+                rows.drop(columns="model").rename(
+                    columns={"best_variant": "best variant", "languages_improved": "languages improved"}
+                )
+            ),
+            "",
+        ]
         if cost is not None and len(cost):
             front = cost[(cost["model"] == model) & cost["pareto"].astype(bool)].sort_values("cost_hours")
             label = "GPU-hours" if set(front["device"]) == {"cuda"} else "job-hours (not on a GPU)"
-            parts += [f"Pareto front of cost ({label}, finetune + evaluation, from the benchmark files) vs mean "
-                      "delta over every task and language:", "",
-                      _markdown_table(front[["variant", "cost_hours", "mean_delta"]].rename(
-                          columns={"cost_hours": label, "mean_delta": "mean delta"})), ""]
+            parts += [
+                f"Pareto front of cost ({label}, finetune + evaluation, from the benchmark files) vs mean "
+                "delta over every task and language:",
+                "",
+                _markdown_table(
+                    front[["variant", "cost_hours", "mean_delta"]].rename(
+                        columns={"cost_hours": label, "mean_delta": "mean delta"}
+                    )
+                ),
+                "",
+            ]
     if comparison is not None and len(comparison):
         matched = comparison[comparison["value_run"].notna()]
-        parts += ["## This run beside the published reference numbers", "",
-                  f"{len(matched)} of {len(comparison)} reference rows match a score of this run; "
-                  f"mean difference (run - reference): {matched['difference'].mean():+.4f}.", ""]
+        parts += [
+            "## This run beside the published reference numbers",
+            "",
+            f"{len(matched)} of {len(comparison)} reference rows match a score of this run; "
+            f"mean difference (run - reference): {matched['difference'].mean():+.4f}.",
+            "",
+        ]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -39,8 +39,15 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     )
 
 
-def make_model(tokenizer, hidden_size: int, intermediate_size: int, num_hidden_layers: int,
-               num_attention_heads: int, max_position_embeddings: int, seed: int):
+def make_model(
+    tokenizer,
+    hidden_size: int,
+    intermediate_size: int,
+    num_hidden_layers: int,
+    num_attention_heads: int,
+    max_position_embeddings: int,
+    seed: int,
+):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -61,8 +68,9 @@ def make_model(tokenizer, hidden_size: int, intermediate_size: int, num_hidden_l
     return LlamaForCausalLM(config)
 
 
-def pretrain(model, tokenizer, texts: list[str], epochs: float, learning_rate: float, seed: int,
-             max_length: int, work_dir: str) -> list[dict]:
+def pretrain(
+    model, tokenizer, texts: list[str], epochs: float, learning_rate: float, seed: int, max_length: int, work_dir: str
+) -> list[dict]:
     """Causal-LM pretraining with the transformers Trainer; returns its log history."""
     from datasets import Dataset
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
@@ -103,10 +111,19 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def build_tiny_llama(corpus: list[str], out_dir: str | os.PathLike, seed: int, vocab_size: int = 2000,
-                     hidden_size: int = 128, intermediate_size: int = 256, num_hidden_layers: int = 2,
-                     num_attention_heads: int = 4, max_position_embeddings: int = 128,
-                     pretrain_epochs: float = 6, learning_rate: float = 3e-3) -> list[dict]:
+def build_tiny_llama(
+    corpus: list[str],
+    out_dir: str | os.PathLike,
+    seed: int,
+    vocab_size: int = 2000,
+    hidden_size: int = 128,
+    intermediate_size: int = 256,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 4,
+    max_position_embeddings: int = 128,
+    pretrain_epochs: float = 6,
+    learning_rate: float = 3e-3,
+) -> list[dict]:
     """Train the tokenizer, build and pretrain the model, and save both to out_dir atomically."""
     from transformers import set_seed
 
@@ -115,12 +132,21 @@ def build_tiny_llama(corpus: list[str], out_dir: str | os.PathLike, seed: int, v
     tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tokenizer = train_tokenizer(corpus, vocab_size)
-    model = make_model(tokenizer, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
-                       max_position_embeddings, seed)
+    model = make_model(
+        tokenizer, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, max_position_embeddings, seed
+    )
     history = []
     if pretrain_epochs > 0:
-        history = pretrain(model, tokenizer, corpus, pretrain_epochs, learning_rate, seed,
-                           max_position_embeddings, str(tmp_dir / "trainer"))
+        history = pretrain(
+            model,
+            tokenizer,
+            corpus,
+            pretrain_epochs,
+            learning_rate,
+            seed,
+            max_position_embeddings,
+            str(tmp_dir / "trainer"),
+        )
     shutil.rmtree(tmp_dir / "trainer", ignore_errors=True)
     model.save_pretrained(tmp_dir)
     tokenizer.save_pretrained(tmp_dir)

@@ -190,8 +190,10 @@ def _base_identity(source: str, revision: str) -> dict:
     revision."""
     if os.path.isdir(source):
         files = sorted(p for p in Path(source).rglob("*") if p.is_file())
-        return {"path": os.path.abspath(source),
-                "files": [[str(p.relative_to(source)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
+        return {
+            "path": os.path.abspath(source),
+            "files": [[str(p.relative_to(source)), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+        }
     return {"hub_id": source, "revision": revision}
 
 
@@ -284,13 +286,19 @@ class TokenMeter:
         return 0.0 if self.started is None else time.perf_counter() - self.started
 
     def _mine(self) -> dict:
-        return {"examples": self.examples, "micro_batches": self.micro_batches, "real_tokens": self.real,
-                "processed_tokens": self.processed}
+        return {
+            "examples": self.examples,
+            "micro_batches": self.micro_batches,
+            "real_tokens": self.real,
+            "processed_tokens": self.processed,
+        }
 
     def running(self) -> dict:
         """Totals over the whole training run, the resumed-from part included (for the log entries)."""
-        return {**{k: self.before[k] + v for k, v in self._mine().items()},
-                "train_seconds": round(self.seconds_before + self.seconds(), 4)}
+        return {
+            **{k: self.before[k] + v for k, v in self._mine().items()},
+            "train_seconds": round(self.seconds_before + self.seconds(), 4),
+        }
 
     def resume_from(self, log_history: list[dict]) -> None:
         entries = [e for e in log_history if "real_tokens" in e]
@@ -326,8 +334,9 @@ def measured(trainer_cls):
         def on_save(self, args, state, control, **kwargs):
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if ckpt.is_dir():
-                (ckpt / CHECKPOINT_MARKER).write_text(json.dumps({"global_step": state.global_step,
-                                                                   **self.trainer.meter.running()}))
+                (ckpt / CHECKPOINT_MARKER).write_text(
+                    json.dumps({"global_step": state.global_step, **self.trainer.meter.running()})
+                )
 
     class Measured(trainer_cls):
         def __init__(self, *args, fake_oom: bool = False, **kwargs):
@@ -381,9 +390,10 @@ class LengthGroupedBatches:
         from transformers.trainer_pt_utils import get_length_grouped_indices
 
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        indices = get_length_grouped_indices(self.lengths, self.batch_size, mega_batch_mult=self.mega_batch_mult,
-                                             generator=generator)
-        batches = [indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+        indices = get_length_grouped_indices(
+            self.lengths, self.batch_size, mega_batch_mult=self.mega_batch_mult, generator=generator
+        )
+        batches = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
         full = [b for b in batches if len(b) == self.batch_size]
         short = [b for b in batches if len(b) < self.batch_size]
         full = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
@@ -427,8 +437,11 @@ def maple_trainer_class():
             if not self.length_grouped:
                 return super()._get_train_sampler(train_dataset)
             lengths = [len(ids) for ids in dataset["input_ids"]]
-            return LengthGroupedBatches(lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                        seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed)
+            return LengthGroupedBatches(
+                lengths,
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            )
 
         def train(self, *args, **kwargs):
             with compact_lm_head():
@@ -445,8 +458,10 @@ def peak_memory() -> dict:
     if torch.cuda.is_available():
         return {"peak_memory_bytes": int(torch.cuda.max_memory_allocated()), "peak_memory_kind": "cuda_max_allocated"}
     # ru_maxrss is in KiB on Linux; the whole process's peak, model loading included
-    return {"peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
-            "peak_memory_kind": "cpu_peak_rss"}
+    return {
+        "peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+        "peak_memory_kind": "cpu_peak_rss",
+    }
 
 
 def fake_oom_requested(attempt: int) -> bool:
@@ -497,13 +512,21 @@ def sft_config(params: FinetuneParams, output_dir: str | os.PathLike):
     )
 
 
-def build_trainer(base_source: str, train_file: str | os.PathLike, params: FinetuneParams, output_dir,
-                  fake_oom: bool = False, model=None, tokenizer=None):
+def build_trainer(
+    base_source: str,
+    train_file: str | os.PathLike,
+    params: FinetuneParams,
+    output_dir,
+    fake_oom: bool = False,
+    model=None,
+    tokenizer=None,
+):
     """The measured SFTTrainer for one finetune (model loaded, data formatted and tokenised). `model` and
     `tokenizer`: an already built base (the benchmark's random-init models) instead of loading base_source."""
     from datasets import Dataset
     from peft import LoraConfig, prepare_model_for_kbit_training
     from transformers import set_seed
+
     set_seed(params.seed)
     if model is None:
         model, tokenizer = load_base(base_source, params.bits, params.revision, params.trust_remote_code)
@@ -517,13 +540,20 @@ def build_trainer(base_source: str, train_file: str | os.PathLike, params: Finet
         target_modules=list(params.target_modules),
         task_type="CAUSAL_LM",
     )
-    return maple_trainer_class()(model=model, args=sft_config(params, output_dir), train_dataset=dataset,
-                                 processing_class=tokenizer, peft_config=lora, fake_oom=fake_oom,
-                                 length_grouped=params.batching == "length_grouped")
+    return maple_trainer_class()(
+        model=model,
+        args=sft_config(params, output_dir),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora,
+        fake_oom=fake_oom,
+        length_grouped=params.batching == "length_grouped",
+    )
 
 
-def finetune(base_source: str, train_file: str, adapter_dir: str | os.PathLike, params: FinetuneParams,
-             attempt: int = 1) -> dict:
+def finetune(
+    base_source: str, train_file: str, adapter_dir: str | os.PathLike, params: FinetuneParams, attempt: int = 1
+) -> dict:
     """Train one LoRA adapter, resuming from a complete checkpoint of the same run if there is one; returns the
     training metrics also written to adapter_dir/train_metrics.json."""
     import torch
@@ -534,26 +564,38 @@ def finetune(base_source: str, train_file: str, adapter_dir: str | os.PathLike, 
     fingerprint = run_fingerprint(base_source, train_file, params)
     run_dir, resume_from = prepare_run_dir(adapter_dir, fingerprint)
     (run_dir / "params.json").write_text(json.dumps({"fingerprint": fingerprint, **asdict(params)}, indent=1))
-    print(f"[maple] finetune attempt {attempt}: micro-batch {params.micro_batch_size} x accumulation "
-          f"{params.grad_accumulation} = effective batch {params.effective_batch_size}; batching {params.batching}; "
-          f"run {run_dir}; " + (f"resuming from {resume_from}" if resume_from else "no checkpoint to resume from"),
-          flush=True)
+    print(
+        f"[maple] finetune attempt {attempt}: micro-batch {params.micro_batch_size} x accumulation "
+        f"{params.grad_accumulation} = effective batch {params.effective_batch_size}; batching {params.batching}; "
+        f"run {run_dir}; " + (f"resuming from {resume_from}" if resume_from else "no checkpoint to resume from"),
+        flush=True,
+    )
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer = build_trainer(base_source, train_file, params, run_dir, fake_oom=fake_oom_requested(attempt))
-    this_attempt = {"attempt": attempt, "micro_batch_size": params.micro_batch_size,
-                    "grad_accumulation": params.grad_accumulation,
-                    "resumed_from_step": _checkpoint_step(resume_from) if resume_from else None}
+    this_attempt = {
+        "attempt": attempt,
+        "micro_batch_size": params.micro_batch_size,
+        "grad_accumulation": params.grad_accumulation,
+        "resumed_from_step": _checkpoint_step(resume_from) if resume_from else None,
+    }
     attempts_file = run_dir / "attempts.json"  # earlier failed attempts of this run (Snakemake clears their logs)
     earlier = json.loads(attempts_file.read_text()) if attempts_file.exists() else []
     try:
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except torch.OutOfMemoryError as error:
-        print(f"[maple] out of memory at micro-batch {params.micro_batch_size} (attempt {attempt}); a Snakemake "
-              "retry halves the micro-batch and resumes from the last checkpoint", file=sys.stderr, flush=True)
-        failed = {**this_attempt, "error": f"{type(error).__name__}: {str(error)[:300]}",
-                  "global_step": trainer.state.global_step}
+        print(
+            f"[maple] out of memory at micro-batch {params.micro_batch_size} (attempt {attempt}); a Snakemake "
+            "retry halves the micro-batch and resumes from the last checkpoint",
+            file=sys.stderr,
+            flush=True,
+        )
+        failed = {
+            **this_attempt,
+            "error": f"{type(error).__name__}: {str(error)[:300]}",
+            "global_step": trainer.state.global_step,
+        }
         attempts_file.write_text(json.dumps(earlier + [failed], indent=1))
         raise
     train_seconds = trainer.meter.seconds()

@@ -19,9 +19,21 @@ import unicodedata
 from collections import Counter
 
 SCRIPT_RANGES: dict[str, list[tuple[int, int]]] = {
-    "Latn": [(0x41, 0x5A), (0x61, 0x7A), (0xAA, 0xAA), (0xBA, 0xBA), (0xC0, 0x24F), (0x250, 0x2AF),
-             (0x1D00, 0x1D7F), (0x1E00, 0x1EFF), (0x2C60, 0x2C7F), (0xA720, 0xA7FF), (0xAB30, 0xAB6F),
-             (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)],
+    "Latn": [
+        (0x41, 0x5A),
+        (0x61, 0x7A),
+        (0xAA, 0xAA),
+        (0xBA, 0xBA),
+        (0xC0, 0x24F),
+        (0x250, 0x2AF),
+        (0x1D00, 0x1D7F),
+        (0x1E00, 0x1EFF),
+        (0x2C60, 0x2C7F),
+        (0xA720, 0xA7FF),
+        (0xAB30, 0xAB6F),
+        (0xFF21, 0xFF3A),
+        (0xFF41, 0xFF5A),
+    ],
     "Grek": [(0x370, 0x3FF), (0x1F00, 0x1FFF)],
     "Cyrl": [(0x400, 0x52F), (0x1C80, 0x1C8F), (0x2DE0, 0x2DFF), (0xA640, 0xA69F)],
     "Armn": [(0x530, 0x58F), (0xFB13, 0xFB17)],
@@ -55,8 +67,16 @@ SCRIPT_RANGES: dict[str, list[tuple[int, int]]] = {
     "Hira": [(0x3040, 0x309F)],
     "Kana": [(0x30A0, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F)],
     "Bopo": [(0x3100, 0x312F), (0x31A0, 0x31BF)],
-    "Hani": [(0x2E80, 0x2FDF), (0x3005, 0x3007), (0x3021, 0x3029), (0x3038, 0x303B), (0x3400, 0x4DBF),
-             (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F)],
+    "Hani": [
+        (0x2E80, 0x2FDF),
+        (0x3005, 0x3007),
+        (0x3021, 0x3029),
+        (0x3038, 0x303B),
+        (0x3400, 0x4DBF),
+        (0x4E00, 0x9FFF),
+        (0xF900, 0xFAFF),
+        (0x20000, 0x3134F),
+    ],
 }
 
 # Scripts of the config's languages table that are unions of the detectable ones.
@@ -121,11 +141,19 @@ class RecordFilter:
     """Stateful filter over a stream of records of several languages: `accept(record)` says whether to keep it
     (and remembers it for dedup); `rejected` counts the reasons for dropping, `rejected_by_lang` per language."""
 
-    def __init__(self, languages: dict[str, dict], dedup: bool = True, min_chars: int = 1,
-                 max_chars: int | None = None, script_filter: bool = False, min_script_ratio: float = 0.5):
+    def __init__(
+        self,
+        languages: dict[str, dict],
+        dedup: bool = True,
+        min_chars: int = 1,
+        max_chars: int | None = None,
+        script_filter: bool = False,
+        min_script_ratio: float = 0.5,
+    ):
         if min_chars < 0 or (max_chars is not None and max_chars < min_chars):
-            raise ValueError(f"filters: need 0 <= min_chars <= max_chars, got min_chars={min_chars}, "
-                             f"max_chars={max_chars}")
+            raise ValueError(
+                f"filters: need 0 <= min_chars <= max_chars, got min_chars={min_chars}, max_chars={max_chars}"
+            )
         if not 0.0 <= min_script_ratio <= 1.0:
             raise ValueError(f"filters: min_script_ratio must be within [0, 1], got {min_script_ratio}")
         self.languages = languages
@@ -141,7 +169,7 @@ class RecordFilter:
     KEYS = ("dedup", "min_chars", "max_chars", "script_filter", "min_script_ratio")
 
     @classmethod
-    def from_spec(cls, spec: dict, languages: dict[str, dict], **defaults) -> "RecordFilter":
+    def from_spec(cls, spec: dict, languages: dict[str, dict], **defaults) -> RecordFilter:
         """Filter settings from the spec's keys (see the module docstring), falling back to defaults."""
         settings = {key: spec.get(key, defaults[key]) for key in cls.KEYS if key in spec or key in defaults}
         for key in ("min_chars", "max_chars"):
@@ -185,8 +213,9 @@ class SpecError(ValueError):
     """A backend-specific key of a dataset's config block is missing or wrong; the message names it."""
 
 
-def spec_value(spec: dict, key: str, backend: str, default=..., types: type | tuple = object,
-               choices: tuple | None = None):
+def spec_value(
+    spec: dict, key: str, backend: str, default=..., types: type | tuple = object, choices: tuple | None = None
+):
     """spec[key] checked against types/choices; `default` when absent (required when no default is given)."""
     if key not in spec or spec[key] is None and default is not ...:
         if default is ...:
@@ -208,7 +237,8 @@ def n_per_language(spec: dict, backend: str) -> int:
         n = spec_value(spec, "n_per_language", backend, types=int)
     else:
         n = int(spec.get("n_train_per_language", DEFAULT_N_TRAIN_PER_LANGUAGE)) + int(
-            spec.get("n_eval_per_language", DEFAULT_N_EVAL_PER_LANGUAGE))
+            spec.get("n_eval_per_language", DEFAULT_N_EVAL_PER_LANGUAGE)
+        )
     if n < 1:
         raise SpecError(f"{backend} backend: n_per_language: expected a positive integer, got {n}")
     return n
@@ -218,8 +248,10 @@ def language_code(languages: dict[str, dict], lang: str, code_key: str, backend:
     """languages[lang]["codes"][code_key], or a SpecError naming the missing key."""
     code = (languages.get(lang) or {}).get("codes", {}).get(code_key)
     if not isinstance(code, str) or not code:
-        raise SpecError(f"{backend} backend: languages.{lang}.codes.{code_key} is missing: add the {code_key} "
-                        f"code of {lang} to the languages table")
+        raise SpecError(
+            f"{backend} backend: languages.{lang}.codes.{code_key} is missing: add the {code_key} "
+            f"code of {lang} to the languages table"
+        )
     return code
 
 

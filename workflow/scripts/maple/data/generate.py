@@ -41,10 +41,10 @@ import math
 import random
 import re
 
-from .filters import RecordFilter, SpecError, language_seed, n_per_language, spec_value
 from ..hub_access import load_causal_lm, load_tokenizer
 from ..prompts import format_prompt
 from ..records import check_record
+from .filters import RecordFilter, SpecError, language_seed, n_per_language, spec_value
 
 BACKEND = "generate"
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ _NUMBERING = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*")
 
 # --- Teacher loading and batched generation (also used by the translate backend) ----------------------------------
 
+
 def resolve_device(spec: dict, backend: str) -> str:
     import torch
 
@@ -104,8 +105,13 @@ def load_teacher(spec: dict, backend: str, key: str = "teacher"):
     trust = spec_value(spec, "trust_remote_code", backend, False, bool)
     device = resolve_device(spec, backend)
     tokenizer = load_tokenizer(source, revision=revision, trust_remote_code=trust, kind=f"{key} tokenizer")
-    model = load_causal_lm(source, revision=revision, trust_remote_code=trust, kind=f"{key} model",
-                           dtype=resolve_dtype(spec, device, backend))
+    model = load_causal_lm(
+        source,
+        revision=revision,
+        trust_remote_code=trust,
+        kind=f"{key} model",
+        dtype=resolve_dtype(spec, device, backend),
+    )
     model.to(device)
     model.eval()
     tokenizer.padding_side = "left"
@@ -134,19 +140,20 @@ def sampling_kwargs(spec: dict, key: str, defaults: dict, backend: str) -> dict:
     return {"do_sample": True, "temperature": float(settings["temperature"]), "top_p": float(settings["top_p"])}
 
 
-def generate_texts(model, tokenizer, prompts: list[str], batch_size: int, add_special_tokens: bool = True,
-                   **generate_kwargs) -> list[str]:
+def generate_texts(
+    model, tokenizer, prompts: list[str], batch_size: int, add_special_tokens: bool = True, **generate_kwargs
+) -> list[str]:
     """The continuation of each prompt (special tokens removed), generated in left-padded batches."""
     import torch
 
     outputs: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        batch = prompts[start:start + batch_size]
+        batch = prompts[start : start + batch_size]
         encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
         encoded = {k: v.to(model.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
         with torch.inference_mode():
             generated = model.generate(**encoded, pad_token_id=tokenizer.pad_token_id, **generate_kwargs)
-        new_tokens = generated[:, encoded["input_ids"].shape[1]:]
+        new_tokens = generated[:, encoded["input_ids"].shape[1] :]
         outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
     return outputs
 
@@ -179,8 +186,9 @@ def clean_response(text: str) -> str:
     return text.strip()
 
 
-def response_prompts(instructions: list[tuple[str, str]], language: str, template: str, prompt_format: str,
-                     tokenizer) -> list[str]:
+def response_prompts(
+    instructions: list[tuple[str, str]], language: str, template: str, prompt_format: str, tokenizer
+) -> list[str]:
     """Prompts asking the teacher to answer each (instruction, input) in `language`."""
     prompts = []
     for instruction, input_text in instructions:
@@ -193,8 +201,10 @@ def _check_template(template: str, key: str, fields: tuple[str, ...]) -> str:
     try:
         template.format(**{f: "" for f in fields})
     except (KeyError, IndexError, ValueError) as exc:
-        raise SpecError(f"{BACKEND} backend: {key}: bad template (placeholders allowed: "
-                        f"{', '.join('{' + f + '}' for f in fields)}): {exc}") from None
+        raise SpecError(
+            f"{BACKEND} backend: {key}: bad template (placeholders allowed: "
+            f"{', '.join('{' + f + '}' for f in fields)}): {exc}"
+        ) from None
     return template
 
 
@@ -232,8 +242,9 @@ def load_seed_prompts(path: str | None) -> list[dict]:
                 raise SpecError(f"{BACKEND} backend: seed_prompts {path}:{number}: not JSON ({exc})") from None
             text = row.get("instruction") if isinstance(row, dict) else None
             if not isinstance(text, str) or not text.strip():
-                raise SpecError(f"{BACKEND} backend: seed_prompts {path}:{number}: needs a non-empty "
-                                f"\"instruction\" string")
+                raise SpecError(
+                    f'{BACKEND} backend: seed_prompts {path}:{number}: needs a non-empty "instruction" string'
+                )
             prompts.append({"instruction": text.strip(), "lang": str(row.get("lang", ""))})
     if not prompts:
         raise SpecError(f"{BACKEND} backend: seed_prompts: {path!r} holds no instruction")
@@ -241,6 +252,7 @@ def load_seed_prompts(path: str | None) -> list[dict]:
 
 
 # --- The backend ---------------------------------------------------------------------------------------------------
+
 
 def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
     import torch
@@ -256,11 +268,15 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
     instruction_sampling = sampling_kwargs(spec, "sampling", SAMPLING_DEFAULTS, BACKEND)
     response_sampling = sampling_kwargs(spec, "response_sampling", RESPONSE_SAMPLING_DEFAULTS, BACKEND)
     instruction_template = _check_template(
-        spec_value(spec, "instruction_template", BACKEND, INSTRUCTION_TEMPLATE, str), "instruction_template",
-        ("language", "examples"))
+        spec_value(spec, "instruction_template", BACKEND, INSTRUCTION_TEMPLATE, str),
+        "instruction_template",
+        ("language", "examples"),
+    )
     response_template = _check_template(
-        spec_value(spec, "response_template", BACKEND, RESPONSE_TEMPLATE, str), "response_template",
-        ("language", "instruction"))
+        spec_value(spec, "response_template", BACKEND, RESPONSE_TEMPLATE, str),
+        "response_template",
+        ("language", "instruction"),
+    )
     seed_prompts = load_seed_prompts(spec_value(spec, "seed_prompts", BACKEND, None, str))
     record_filter = RecordFilter.from_spec(spec, languages, **FILTER_DEFAULTS)
     teacher_name = spec_value(spec, "teacher", BACKEND, types=str)
@@ -286,34 +302,66 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
             for _ in range(k):
                 examples = rng.sample(pool, min(n_examples, len(pool)))
                 listing = "\n".join(f"{i}. {text}" for i, text in enumerate(examples, 1))
-                prompts.append(wrap_prompt(instruction_template.format(language=language, examples=listing),
-                                           prompt_format, tokenizer))
+                prompts.append(
+                    wrap_prompt(
+                        instruction_template.format(language=language, examples=listing), prompt_format, tokenizer
+                    )
+                )
             torch.manual_seed(language_seed(seed, lang, "instructions", round_index))
-            raw = generate_texts(model, tokenizer, prompts, batch_size, add_special, max_new_tokens=instruction_tokens,
-                                 **instruction_sampling, **extra)
+            raw = generate_texts(
+                model,
+                tokenizer,
+                prompts,
+                batch_size,
+                add_special,
+                max_new_tokens=instruction_tokens,
+                **instruction_sampling,
+                **extra,
+            )
             instructions = [text for text in (clean_instruction(r) for r in raw) if text]
             if not instructions:
                 continue
             torch.manual_seed(language_seed(seed, lang, "responses", round_index))
             answers = generate_texts(
-                model, tokenizer,
-                response_prompts([(i, "") for i in instructions], language, response_template, prompt_format,
-                                 tokenizer),
-                batch_size, add_special, max_new_tokens=max_new_tokens, **response_sampling, **extra)
+                model,
+                tokenizer,
+                response_prompts(
+                    [(i, "") for i in instructions], language, response_template, prompt_format, tokenizer
+                ),
+                batch_size,
+                add_special,
+                max_new_tokens=max_new_tokens,
+                **response_sampling,
+                **extra,
+            )
             for instruction, answer in zip(instructions, answers):
-                record = {"id": "", "instruction": instruction, "input": "", "output": clean_response(answer),
-                          "lang": lang, "source": source}
+                record = {
+                    "id": "",
+                    "instruction": instruction,
+                    "input": "",
+                    "output": clean_response(answer),
+                    "lang": lang,
+                    "source": source,
+                }
                 if record_filter.accept(record):
                     record["id"] = f"{BACKEND}-{lang}-{len(kept):05d}"
                     kept.append(check_record(record))
                     if len(kept) == n:
                         break
         if not kept:
-            raise RuntimeError(f"generate backend: the teacher {teacher_name!r} produced no usable {lang} record in "
-                               f"{max_rounds} rounds (filtered out: {record_filter.summary(lang)}); relax the filters "
-                               f"(min_chars, script_filter) or use a stronger teacher")
+            raise RuntimeError(
+                f"generate backend: the teacher {teacher_name!r} produced no usable {lang} record in "
+                f"{max_rounds} rounds (filtered out: {record_filter.summary(lang)}); relax the filters "
+                f"(min_chars, script_filter) or use a stronger teacher"
+            )
         if len(kept) < n:
-            log.warning("generate backend: %s: %d of %d records after %d rounds (filtered out: %s)", lang, len(kept),
-                        n, max_rounds, record_filter.summary(lang))
+            log.warning(
+                "generate backend: %s: %d of %d records after %d rounds (filtered out: %s)",
+                lang,
+                len(kept),
+                n,
+                max_rounds,
+                record_filter.summary(lang),
+            )
         records.extend(kept)
     return records

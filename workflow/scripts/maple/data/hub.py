@@ -41,8 +41,7 @@ BACKEND = "hub"
 log = logging.getLogger(__name__)
 
 FIELDS = ("instruction", "input", "output")
-FILTER_DEFAULTS = {"dedup": True, "min_chars": 1, "max_chars": None, "script_filter": False,
-                   "min_script_ratio": 0.5}
+FILTER_DEFAULTS = {"dedup": True, "min_chars": 1, "max_chars": None, "script_filter": False, "min_script_ratio": 0.5}
 CHUNK = 256
 
 
@@ -60,16 +59,20 @@ def load_subset(source: str, subset: str | None, split: str, revision: str | Non
             if (local / f"{subset}{suffix}").is_file():
                 return load_dataset(str(local / f"{subset}{suffix}"), None, None, kind=f"dataset subset {subset!r} at")
         available = sorted(p.name for p in local.iterdir() if not p.name.startswith("."))
-        raise HubAccessError(f"cannot load dataset {source!r}: it has no subset {subset!r} (no {entry} or "
-                             f"{entry}.jsonl ...; entries: {available[:20]}); check subset_template and code_key")
+        raise HubAccessError(
+            f"cannot load dataset {source!r}: it has no subset {subset!r} (no {entry} or "
+            f"{entry}.jsonl ...; entries: {available[:20]}); check subset_template and code_key"
+        )
     if local.is_dir() and is_saved_dataset(local):
         data = datasets.load_from_disk(str(local))
         if isinstance(data, datasets.DatasetDict):
             key = subset if subset is not None and subset in data else split
             if key not in data:
-                raise HubAccessError(f"cannot load dataset {source!r}: the saved DatasetDict has no "
-                                     f"{'subset or split' if subset else 'split'} {subset or split!r} "
-                                     f"(keys: {sorted(data)})")
+                raise HubAccessError(
+                    f"cannot load dataset {source!r}: the saved DatasetDict has no "
+                    f"{'subset or split' if subset else 'split'} {subset or split!r} "
+                    f"(keys: {sorted(data)})"
+                )
             data = data[key]
             if isinstance(data, datasets.DatasetDict):
                 data = data[split]
@@ -107,8 +110,10 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
         try:
             subset = template.format(code=code, lang=lang) if template is not None else None
         except (KeyError, IndexError, ValueError) as exc:
-            raise SpecError(f"{BACKEND} backend: subset_template {template!r}: placeholders allowed are {{code}} "
-                            f"and {{lang}} ({exc})") from None
+            raise SpecError(
+                f"{BACKEND} backend: subset_template {template!r}: placeholders allowed are {{code}} "
+                f"and {{lang}} ({exc})"
+            ) from None
         if subset not in cache:
             cache[subset] = load_subset(source_name, subset, split, revision, trust)
         data = cache[subset]
@@ -116,12 +121,16 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
         for field in FIELDS:
             column = columns[field]
             if column is not None and column not in names and (field != "input" or field in explicit):
-                raise SpecError(f"{BACKEND} backend: dataset {source_name!r} ({subset or split}) has no column "
-                                f"{column!r} for {field} (columns: {sorted(names)}); map it with columns.{field}")
+                raise SpecError(
+                    f"{BACKEND} backend: dataset {source_name!r} ({subset or split}) has no column "
+                    f"{column!r} for {field} (columns: {sorted(names)}); map it with columns.{field}"
+                )
         if lang_column is not None:
             if lang_column not in names:
-                raise SpecError(f"{BACKEND} backend: lang_column: dataset {source_name!r} has no column "
-                                f"{lang_column!r} (columns: {sorted(names)})")
+                raise SpecError(
+                    f"{BACKEND} backend: lang_column: dataset {source_name!r} has no column "
+                    f"{lang_column!r} (columns: {sorted(names)})"
+                )
             order = [i for i, value in enumerate(data[lang_column]) if value == code]
         else:
             order = list(range(len(data)))
@@ -129,7 +138,7 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
 
         kept: list[dict] = []
         for start in range(0, len(order), CHUNK):
-            for row in data.select(order[start:start + CHUNK]).to_list():
+            for row in data.select(order[start : start + CHUNK]).to_list():
                 record = {"id": "", "lang": lang, "source": source}
                 for field in FIELDS:
                     column = columns[field]
@@ -143,10 +152,18 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
             if len(kept) == n:
                 break
         if not kept:
-            raise RuntimeError(f"hub backend: dataset {source_name!r} gave no usable {lang} record (subset {subset!r}, "
-                               f"{len(order)} rows, filtered out: {record_filter.summary(lang)})")
+            raise RuntimeError(
+                f"hub backend: dataset {source_name!r} gave no usable {lang} record (subset {subset!r}, "
+                f"{len(order)} rows, filtered out: {record_filter.summary(lang)})"
+            )
         if len(kept) < n:
-            log.warning("hub backend: %s: %d of %d records (%d rows, filtered out: %s)", lang, len(kept), n,
-                        len(order), record_filter.summary(lang))
+            log.warning(
+                "hub backend: %s: %d of %d records (%d rows, filtered out: %s)",
+                lang,
+                len(kept),
+                n,
+                len(order),
+                record_filter.summary(lang),
+            )
         records.extend(kept)
     return records

@@ -37,6 +37,7 @@ _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 
 # --- loading and checking a lexicon ---------------------------------------------------------------------------------
 
+
 def lexicon_path(lang: str, lexicon_dir: str | Path) -> Path:
     return Path(lexicon_dir) / f"{lang}.yaml"
 
@@ -123,8 +124,10 @@ def _check_items(lexicon: dict, path: Path) -> None:
     key = "families.object_colour.items"
     items = _require(lexicon, key, list, path)
     for i, item in enumerate(items):
-        if not (isinstance(item, dict) and all(isinstance(item.get(k), str) and item[k].strip()
-                                               for k in ("object", "colour"))):
+        if not (
+            isinstance(item, dict)
+            and all(isinstance(item.get(k), str) and item[k].strip() for k in ("object", "colour"))
+        ):
             raise _fail(path, f"{key}[{i}]", "expected a mapping with string 'object' and 'colour'")
     if len({item["object"] for item in items}) != len(items):
         raise _fail(path, key, "objects repeat")
@@ -144,6 +147,7 @@ def _check_pairs(lexicon: dict, path: Path) -> None:
 
 # --- facts and records ----------------------------------------------------------------------------------------------
 
+
 def _facts(family: str, lexicon: dict) -> list[dict[str, str]]:
     """The facts of one family in a fixed order: placeholder values, the answer, and a stable `key`."""
     words = lexicon["number_words"]
@@ -151,18 +155,24 @@ def _facts(family: str, lexicon: dict) -> list[dict[str, str]]:
     if family == "number_word":
         return [{"key": str(n), "digit": str(n), "word": words[n]} for n in range(N_NUMBERS)]
     if family == "next_number":
-        return [{"key": str(n), "digit": str(n), "word": words[n], "next": words[n + 1]}
-                for n in range(N_NUMBERS - 1)]
+        return [{"key": str(n), "digit": str(n), "word": words[n], "next": words[n + 1]} for n in range(N_NUMBERS - 1)]
     if family == "addition":
-        return [{"key": f"{a}+{b}", "a": words[a], "b": words[b], "a_digit": str(a), "b_digit": str(b),
-                 "sum": words[a + b]}
-                for a in range(1, ADDITION_MAX_OPERAND + 1) for b in range(1, ADDITION_MAX_OPERAND + 1)]
+        return [
+            {"key": f"{a}+{b}", "a": words[a], "b": words[b], "a_digit": str(a), "b_digit": str(b), "sum": words[a + b]}
+            for a in range(1, ADDITION_MAX_OPERAND + 1)
+            for b in range(1, ADDITION_MAX_OPERAND + 1)
+        ]
     if family == "object_colour":
-        return [{"key": item["object"], "object": item["object"], "colour": item["colour"]}
-                for item in families["object_colour"]["items"]]
+        return [
+            {"key": item["object"], "object": item["object"], "colour": item["colour"]}
+            for item in families["object_colour"]["items"]
+        ]
     if family == "opposite":
-        return [{"key": word, "word": word, "opposite": other}
-                for pair in families["opposite"]["pairs"] for word, other in (pair, pair[::-1])]
+        return [
+            {"key": word, "word": word, "opposite": other}
+            for pair in families["opposite"]["pairs"]
+            for word, other in (pair, pair[::-1])
+        ]
     raise ValueError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
 
 
@@ -182,16 +192,24 @@ def all_items(lang: str, lexicon: dict) -> list[dict]:
         templates = lexicon["families"][family]["templates"]
         for fact_index, fact in enumerate(_facts(family, lexicon)):
             for template_index, template in enumerate(templates):
-                records.append({
-                    "id": f"{SOURCE}-{lang}-{family}-{fact_index:03d}-{template_index}",
-                    "instruction": _render(template, fact), "input": "", "output": fact[answer],
-                    "lang": lang, "source": SOURCE,
-                    "family": family, "template_index": template_index, "fact": fact["key"],
-                })
+                records.append(
+                    {
+                        "id": f"{SOURCE}-{lang}-{family}-{fact_index:03d}-{template_index}",
+                        "instruction": _render(template, fact),
+                        "input": "",
+                        "output": fact[answer],
+                        "lang": lang,
+                        "source": SOURCE,
+                        "family": family,
+                        "template_index": template_index,
+                        "fact": fact["key"],
+                    }
+                )
     return records
 
 
 # --- sampling -------------------------------------------------------------------------------------------------------
+
 
 def _interleave(groups: dict[str, list], rng: random.Random) -> list:
     """Shuffle each group, then take one from each in turn, so every prefix is balanced across groups."""
@@ -220,8 +238,9 @@ def _by_family(records: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
-def _split_language(lang: str, lexicon: dict, n_train: int, n_eval: int,
-                    rng: random.Random) -> tuple[list[dict], list[dict]]:
+def _split_language(
+    lang: str, lexicon: dict, n_train: int, n_eval: int, rng: random.Random
+) -> tuple[list[dict], list[dict]]:
     """(train, eval) items of one language; eval uses one held-out template per family."""
     held_out = {family: rng.randrange(len(lexicon["families"][family]["templates"])) for family in FAMILIES}
     items = all_items(lang, lexicon)
@@ -231,10 +250,12 @@ def _split_language(lang: str, lexicon: dict, n_train: int, n_eval: int,
             seen.add(item["instruction"])
             eval_pool.append(item)
     if len(eval_pool) < n_eval:
-        raise ValueError(f"language {lang!r}: only {len(eval_pool)} unique held-out eval items can be made, "
-                         f"{n_eval} requested")
-    train_pool = [item for item in items
-                  if item["template_index"] != held_out[item["family"]] and item["instruction"] not in seen]
+        raise ValueError(
+            f"language {lang!r}: only {len(eval_pool)} unique held-out eval items can be made, {n_eval} requested"
+        )
+    train_pool = [
+        item for item in items if item["template_index"] != held_out[item["family"]] and item["instruction"] not in seen
+    ]
     eval_items = _interleave(_by_family(eval_pool), rng)[:n_eval]
     return _train_items(train_pool, eval_items, n_train, rng), eval_items
 
@@ -267,8 +288,9 @@ def _mc_record(record: dict, lexicon_answers: list[str], rng: random.Random) -> 
 
 
 def _family_answers(lexicon: dict) -> dict[str, list[str]]:
-    return {family: sorted({fact[answer] for fact in _facts(family, lexicon)})
-            for family, (_, answer) in FAMILIES.items()}
+    return {
+        family: sorted({fact[answer] for fact in _facts(family, lexicon)}) for family, (_, answer) in FAMILIES.items()
+    }
 
 
 def _plain(item: dict, record_id: str) -> dict:
@@ -304,21 +326,31 @@ def make_dataset(languages: list[str], n_train: int, n_eval: int, seed: int, lex
 
 # --- pretraining corpus ---------------------------------------------------------------------------------------------
 
+
 def _statements(lexicon: dict) -> dict[str, list[str]]:
-    return {family: [_render(text, fact) for fact in _facts(family, lexicon)
-                     for text in lexicon["families"][family]["statements"]]
-            for family in FAMILIES}
+    return {
+        family: [
+            _render(text, fact)
+            for fact in _facts(family, lexicon)
+            for text in lexicon["families"][family]["statements"]
+        ]
+        for family in FAMILIES
+    }
 
 
 def _number_sequences(lexicon: dict) -> list[str]:
     """Counting runs in words ("three, four, five"), so number words are also seen in order."""
     words, sep = lexicon["number_words"], lexicon["list_separator"]
-    return [sep.join(words[start:start + length])
-            for length in SEQUENCE_LENGTHS for start in range(N_NUMBERS - length + 1)]
+    return [
+        sep.join(words[start : start + length])
+        for length in SEQUENCE_LENGTHS
+        for start in range(N_NUMBERS - length + 1)
+    ]
 
 
-def pretraining_corpus(languages: list[str], lexicon_dir: str | Path, seed: int,
-                       n_sentences_per_language: int) -> list[str]:
+def pretraining_corpus(
+    languages: list[str], lexicon_dir: str | Path, seed: int, n_sentences_per_language: int
+) -> list[str]:
     """Declarative sentences of the lexicons' facts plus counting runs, n per language, shuffled together.
 
     Each language draws evenly from its families and the counting runs, so every fact family and every script is
@@ -335,8 +367,7 @@ def pretraining_corpus(languages: list[str], lexicon_dir: str | Path, seed: int,
     return corpus
 
 
-def question_answer_corpus(languages: list[str], lexicon_dir: str | Path, seed: int,
-                           n_per_language: int) -> list[str]:
+def question_answer_corpus(languages: list[str], lexicon_dir: str | Path, seed: int, n_per_language: int) -> list[str]:
     """The facts as "Q: ...\nA:\n..." texts in every phrasing, n per language, shuffled together.
 
     A pretrained LLM knows facts and answers questions in some layout before it is instruction-tuned; this gives

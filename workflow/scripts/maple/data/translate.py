@@ -54,20 +54,32 @@ import random
 from ..hub_access import load_dataset, load_seq2seq_lm, load_tokenizer
 from ..records import check_record
 from .filters import RecordFilter, SpecError, language_code, language_seed, n_per_language, normalize, spec_value
-from .generate import (RESPONSE_SAMPLING_DEFAULTS, RESPONSE_TEMPLATE, _check_template, _positive_int,
-                       _positive_number, clean_response, generate_texts, load_teacher, resolve_device,
-                       resolve_dtype, resolve_prompt_format, response_prompts, sampling_kwargs)
+from .generate import (
+    RESPONSE_SAMPLING_DEFAULTS,
+    RESPONSE_TEMPLATE,
+    _check_template,
+    _positive_int,
+    _positive_number,
+    clean_response,
+    generate_texts,
+    load_teacher,
+    resolve_device,
+    resolve_dtype,
+    resolve_prompt_format,
+    response_prompts,
+    sampling_kwargs,
+)
 
 BACKEND = "translate"
 log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE_CODES = {"nllb": {"en": "eng_Latn"}, "m2m100": {"en": "en"}}
-FILTER_DEFAULTS = {"dedup": True, "min_chars": 1, "max_chars": None, "script_filter": True,
-                   "min_script_ratio": 0.5}
+FILTER_DEFAULTS = {"dedup": True, "min_chars": 1, "max_chars": None, "script_filter": True, "min_script_ratio": 0.5}
 FIELDS = ("instruction", "input", "output")
 
 
 # --- Seed data -----------------------------------------------------------------------------------------------------
+
 
 def _read_local_json(path: str) -> list[dict]:
     with open(path, encoding="utf-8") as f:
@@ -104,11 +116,14 @@ def load_seed_records(spec: dict) -> list[dict]:
     if os.path.isfile(path) and path.endswith((".json", ".jsonl")):
         rows = _read_local_json(path)
     else:
-        data = load_dataset(source, spec_value(spec, "seed_subset", BACKEND, None, str),
-                            spec_value(spec, "seed_split", BACKEND, "train", str),
-                            revision=spec_value(spec, "seed_revision", BACKEND, None, str),
-                            trust_remote_code=spec_value(spec, "trust_remote_code", BACKEND, False, bool),
-                            kind="seed dataset")
+        data = load_dataset(
+            source,
+            spec_value(spec, "seed_subset", BACKEND, None, str),
+            spec_value(spec, "seed_split", BACKEND, "train", str),
+            revision=spec_value(spec, "seed_revision", BACKEND, None, str),
+            trust_remote_code=spec_value(spec, "trust_remote_code", BACKEND, False, bool),
+            kind="seed dataset",
+        )
         if hasattr(data, "keys") and not hasattr(data, "column_names"):
             raise SpecError(f"{BACKEND} backend: seed_data {source!r} has splits {sorted(data)}: set seed_split")
         rows = data.to_list()
@@ -126,8 +141,10 @@ def load_seed_records(spec: dict) -> list[dict]:
                 if field == "input":
                     record[field] = ""
                     continue
-                raise SpecError(f"{BACKEND} backend: seed_data {source!r}: row {number} lacks the column "
-                                f"{column!r} (map it with seed_columns.{field}; columns: {sorted(row)})")
+                raise SpecError(
+                    f"{BACKEND} backend: seed_data {source!r}: row {number} lacks the column "
+                    f"{column!r} (map it with seed_columns.{field}; columns: {sorted(row)})"
+                )
             value = row[column]
             record[field] = "" if value is None else str(value).strip()
         if record["instruction"] and record["output"]:
@@ -138,6 +155,7 @@ def load_seed_records(spec: dict) -> list[dict]:
 
 
 # --- Translation ---------------------------------------------------------------------------------------------------
+
 
 def language_token_id(tokenizer, code: str, what: str = "target") -> int:
     """The id of the language token of `code` (NLLB: "deu_Latn"; M2M100: "de" -> "__de__")."""
@@ -152,12 +170,23 @@ def language_token_id(tokenizer, code: str, what: str = "target") -> int:
     for token_id in candidates:
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
             return token_id
-    raise SpecError(f"{BACKEND} backend: the translator's tokenizer has no language token for the {what} code "
-                    f"{code!r}: check code_key and the languages table's codes")
+    raise SpecError(
+        f"{BACKEND} backend: the translator's tokenizer has no language token for the {what} code "
+        f"{code!r}: check code_key and the languages table's codes"
+    )
 
 
-def translate_ids(model, tokenizer, texts: list[str], source_code: str, target_code: str, batch_size: int,
-                  max_new_tokens: int, max_source_tokens: int = 512, num_beams: int = 1):
+def translate_ids(
+    model,
+    tokenizer,
+    texts: list[str],
+    source_code: str,
+    target_code: str,
+    batch_size: int,
+    max_new_tokens: int,
+    max_source_tokens: int = 512,
+    num_beams: int = 1,
+):
     """Generated token ids per batch (each a tensor whose sequences start with the forced target token)."""
     import torch
 
@@ -165,18 +194,39 @@ def translate_ids(model, tokenizer, texts: list[str], source_code: str, target_c
     forced = language_token_id(tokenizer, target_code)
     batches = []
     for start in range(0, len(texts), batch_size):
-        encoded = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, truncation=True,
-                            max_length=max_source_tokens)
+        encoded = tokenizer(
+            texts[start : start + batch_size],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max_source_tokens,
+        )
         encoded = {k: v.to(model.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
         with torch.inference_mode():
-            batches.append(model.generate(**encoded, forced_bos_token_id=forced, max_new_tokens=max_new_tokens,
-                                          num_beams=num_beams, do_sample=False))
+            batches.append(
+                model.generate(
+                    **encoded,
+                    forced_bos_token_id=forced,
+                    max_new_tokens=max_new_tokens,
+                    num_beams=num_beams,
+                    do_sample=False,
+                )
+            )
     return batches
 
 
-def translate_texts(model, tokenizer, texts: list[str], source_code: str, target_code: str, batch_size: int,
-                    max_new_tokens: int, max_source_tokens: int = 512, num_beams: int = 1,
-                    split_lines: bool = True) -> list[str]:
+def translate_texts(
+    model,
+    tokenizer,
+    texts: list[str],
+    source_code: str,
+    target_code: str,
+    batch_size: int,
+    max_new_tokens: int,
+    max_source_tokens: int = 512,
+    num_beams: int = 1,
+    split_lines: bool = True,
+) -> list[str]:
     """Each text translated; with split_lines every non-empty line separately, blank lines and indentation kept.
     Identical strings are translated once."""
     if split_lines:
@@ -185,8 +235,9 @@ def translate_texts(model, tokenizer, texts: list[str], source_code: str, target
         units = sorted({text.strip() for text in texts if text.strip()})
     translated: dict[str, str] = {}
     if units:
-        batches = translate_ids(model, tokenizer, units, source_code, target_code, batch_size, max_new_tokens,
-                                max_source_tokens, num_beams)
+        batches = translate_ids(
+            model, tokenizer, units, source_code, target_code, batch_size, max_new_tokens, max_source_tokens, num_beams
+        )
         outputs = [text for ids in batches for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
         translated = {unit: " ".join(out.split()) for unit, out in zip(units, outputs)}
 
@@ -196,7 +247,7 @@ def translate_texts(model, tokenizer, texts: list[str], source_code: str, target
         lines = []
         for line in text.splitlines():
             if line.strip():
-                indent = line[:len(line) - len(line.lstrip())]
+                indent = line[: len(line) - len(line.lstrip())]
                 lines.append(indent + translated[line.strip()])
             else:
                 lines.append("")
@@ -211,14 +262,20 @@ def load_translator(spec: dict):
     trust = spec_value(spec, "trust_remote_code", BACKEND, False, bool)
     device = resolve_device(spec, BACKEND)
     tokenizer = load_tokenizer(source, revision=revision, trust_remote_code=trust, kind="translator tokenizer")
-    model = load_seq2seq_lm(source, revision=revision, trust_remote_code=trust, kind="translator model",
-                            dtype=resolve_dtype(spec, device, BACKEND))
+    model = load_seq2seq_lm(
+        source,
+        revision=revision,
+        trust_remote_code=trust,
+        kind="translator model",
+        dtype=resolve_dtype(spec, device, BACKEND),
+    )
     model.to(device)
     model.eval()
     return model, tokenizer
 
 
 # --- The backend ---------------------------------------------------------------------------------------------------
+
 
 def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
     import torch
@@ -237,20 +294,25 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
     source_lang = spec_value(spec, "source_lang", BACKEND, "en", str)
     source_code = spec_value(spec, "source_code", BACKEND, None, str)
     if source_code is None:
-        source_code = ((languages.get(source_lang) or {}).get("codes") or {}).get(code_key) \
-            or DEFAULT_SOURCE_CODES[code_key].get(source_lang)
+        source_code = ((languages.get(source_lang) or {}).get("codes") or {}).get(code_key) or DEFAULT_SOURCE_CODES[
+            code_key
+        ].get(source_lang)
         if source_code is None:
             raise SpecError(f"{BACKEND} backend: source_code: give the {code_key} code of source_lang {source_lang!r}")
-    target_codes = {lang: language_code(languages, lang, code_key, BACKEND)
-                    for lang in sorted(languages) if lang != source_lang}
+    target_codes = {
+        lang: language_code(languages, lang, code_key, BACKEND) for lang in sorted(languages) if lang != source_lang
+    }
     translator_name = spec_value(spec, "translator", BACKEND, types=str)
     source = spec_value(spec, "source", BACKEND, f"translate:{translator_name}", str)
     record_filter = RecordFilter.from_spec(spec, languages, **FILTER_DEFAULTS)
     if responses == "teacher":
         spec_value(spec, "teacher", BACKEND, types=str)
         response_sampling = sampling_kwargs(spec, "response_sampling", RESPONSE_SAMPLING_DEFAULTS, BACKEND)
-        response_template = _check_template(spec_value(spec, "response_template", BACKEND, RESPONSE_TEMPLATE, str),
-                                            "response_template", ("language", "instruction"))
+        response_template = _check_template(
+            spec_value(spec, "response_template", BACKEND, RESPONSE_TEMPLATE, str),
+            "response_template",
+            ("language", "instruction"),
+        )
         min_new_tokens = _positive_int(spec, "min_new_tokens", 0, BACKEND, minimum=0)
 
     seeds = load_seed_records(spec)
@@ -281,24 +343,48 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
             missing = n - len(kept)
             if missing <= 0 or position >= len(order):
                 break
-            take = order[position:position + math.ceil(missing * oversample)]
+            take = order[position : position + math.ceil(missing * oversample)]
             position += len(take)
             batch = [dict(unique[i]) for i in take]
             if lang != source_lang:
                 fields = ("instruction", "input") + (("output",) if responses == "translate" else ())
                 texts = [r[f] for r in batch for f in fields]
-                out = iter(translate_texts(model, tokenizer, texts, source_code, target_codes[lang], batch_size,
-                                           max_new_tokens, max_source_tokens, num_beams, split_lines))
+                out = iter(
+                    translate_texts(
+                        model,
+                        tokenizer,
+                        texts,
+                        source_code,
+                        target_codes[lang],
+                        batch_size,
+                        max_new_tokens,
+                        max_source_tokens,
+                        num_beams,
+                        split_lines,
+                    )
+                )
                 for r in batch:
                     for f in fields:
                         r[f] = next(out)
                 if responses == "teacher":
                     torch.manual_seed(language_seed(seed, lang, "responses", round_index))
-                    prompts = response_prompts([(r["instruction"], r["input"]) for r in batch], language,
-                                               response_template, prompt_format, teacher_tokenizer)
-                    answers = generate_texts(teacher, teacher_tokenizer, prompts, batch_size,
-                                             prompt_format != "chat_template", max_new_tokens=max_new_tokens,
-                                             **response_sampling, **extra)
+                    prompts = response_prompts(
+                        [(r["instruction"], r["input"]) for r in batch],
+                        language,
+                        response_template,
+                        prompt_format,
+                        teacher_tokenizer,
+                    )
+                    answers = generate_texts(
+                        teacher,
+                        teacher_tokenizer,
+                        prompts,
+                        batch_size,
+                        prompt_format != "chat_template",
+                        max_new_tokens=max_new_tokens,
+                        **response_sampling,
+                        **extra,
+                    )
                     for r, answer in zip(batch, answers):
                         r["output"] = clean_response(answer)
             for r in batch:
@@ -309,11 +395,19 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
                     if len(kept) == n:
                         break
         if not kept:
-            raise RuntimeError(f"translate backend: no usable {lang} record (filtered out: "
-                               f"{record_filter.summary(lang)}); check the translator, code_key and the filters "
-                               f"(min_chars, script_filter)")
+            raise RuntimeError(
+                f"translate backend: no usable {lang} record (filtered out: "
+                f"{record_filter.summary(lang)}); check the translator, code_key and the filters "
+                f"(min_chars, script_filter)"
+            )
         if len(kept) < n:
-            log.warning("translate backend: %s: %d of %d records (seed examples: %d; filtered out: %s)", lang,
-                        len(kept), n, len(unique), record_filter.summary(lang))
+            log.warning(
+                "translate backend: %s: %d of %d records (seed examples: %d; filtered out: %s)",
+                lang,
+                len(kept),
+                n,
+                len(unique),
+                record_filter.summary(lang),
+            )
         records.extend(kept)
     return records
