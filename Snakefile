@@ -5,13 +5,17 @@
 import os
 import sys
 
+from snakemake.utils import min_version
+
+min_version("9.27")
+
 # The demo config is the default; a config given with --configfile replaces it rather than merging into it, so
 # that no demo language, task or model leaks into a study. It is read strictly first: Snakemake's own message for
 # a YAML error names neither file nor line (for a --configfile Snakemake reads it before this file, so that
-# message stands; `python workflow/scripts/maple/config.py CONFIG` names both).
+# message stands; `python workflow/scripts/check_config.py CONFIG` names both).
 if not workflow.overwrite_configfiles:
     sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-    from maple.config import ConfigError, load_yaml_strict
+    from maple.validation import ConfigError, load_yaml_strict
     from snakemake.exceptions import WorkflowError
 
     try:

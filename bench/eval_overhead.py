@@ -24,7 +24,7 @@ model (Llama-2-7B's shape, random init, bf16) is measured with --device cuda (or
 and per-example times are ASSUMPTIONS, printed as such (ASSUMED_7B below).
 
 The projection multiplies these by the grid of a config (models x variants x tasks x languages, resolved by
-maple.config as the workflow does) and the number of examples per language: a local task's held-out set (capped
+maple.study as the workflow does) and the number of examples per language: a local task's held-out set (capped
 by its `limit`), or for lm-eval tasks the size of the split lm-eval evaluates (PAPER_TASKS, capped by `limit`).
 """
 
@@ -401,12 +401,11 @@ def measure_model(
 
 def load_study(config_path: Path):
     import yaml
-    from maple.config import resolve_study
-    from snakemake.utils import validate
+    from maple.study import resolve_study
+    from maple.validation import with_defaults
 
     with open(config_path, encoding="utf-8") as f:
-        config = yaml.safe_load(f)
-    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+        config = with_defaults(yaml.safe_load(f))
     # Models with a local path need not exist to count the grid.
     for spec in config["models"].values():
         if "path" in spec:

@@ -89,24 +89,13 @@ def demo_run(tmp_path_factory):
     return workdir, time.time() - started, config
 
 
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
+
+
 def small_config() -> dict:
-    """A reduced demo that keeps every rule: 3 languages in the data, task demo_gen over 2 of them (so that adding
-    the third is a config edit), rank 4 x bits {4, 16}, a smaller tiny model. Runs in about a minute on 2 cores."""
-    config = load_default_config()
-    langs = ["en", "de", "sw"]
-    config["languages"] = {k: v for k, v in config["languages"].items() if k in langs}
-    config["tiny_model"].update(
-        hidden_size=64,
-        intermediate_size=128,
-        pretrain_epochs=2,
-        pretrain_sentences_per_language=120,
-        pretrain_qa_per_language=120,
-    )
-    config["datasets"]["demo"].update(languages=list(langs), n_train_per_language=48, n_eval_per_language=16)
-    config["finetune"].update(ranks=[4], bits=[4, 16], epochs=1)
-    config["evaluation"]["tasks"]["demo_mc"]["languages"] = list(langs)
-    config["evaluation"]["tasks"]["demo_gen"]["languages"] = ["en", "de"]
-    return config
+    """The test config (.test/config/config.yaml): a reduced demo that keeps every rule, about a minute on 2 cores."""
+    with open(TEST_CONFIG, encoding="utf-8") as f:
+        return yaml.safe_load(f)
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,14 @@ def _add_model(alias: str, spec: dict):
     return mutate
 
 
+def _add_dataset(name: str, spec: dict):
+    def mutate(config):
+        config["datasets"][name] = spec
+        return config
+
+    return mutate
+
+
 def _unknown_lm_eval_task(config):
     config["languages"]["en"]["codes"] = {"xcopa": "en"}
     config["evaluation"]["tasks"]["xcopa"] = {
@@ -141,6 +149,18 @@ CASES = {
         _set("models.tiny.trust_remote_code", "yes"),
         ["models.tiny.trust_remote_code", "expected true or false", "'yes'"],
     ),
+    "backend_key_mistyped": (
+        _add_dataset("gen", {"backend": "generate", "languages": ["en"], "teacher": "org/t", "max_new_tokns": 8}),
+        ["datasets.gen", "unknown key 'max_new_tokns' for backend 'generate'", "did you mean 'max_new_tokens'?"],
+    ),
+    "template_backend_key_unknown": (
+        _set("datasets.demo.teacher", "org/t"),
+        ["datasets.demo", "unknown key 'teacher' for backend 'template'", "expected one of"],
+    ),
+    "model_key_mistyped": (
+        _set("models.tiny.prompt_fromat", "plain"),
+        ["models.tiny", "unknown key 'prompt_fromat'", "did you mean 'prompt_format'?"],
+    ),
     "seed_wrong_type": (_set("seed", "abc"), ["seed", "expected an integer", "'abc'"]),
     "data_seed_negative": (_set("datasets.demo.seed", -1), ["datasets.demo.seed", "expected a value >= 0"]),
     "missing_required_section": (_delete("evaluation"), ["(top level)", "missing required key 'evaluation'"]),
@@ -165,10 +185,11 @@ def snapshot(root: Path) -> dict[str, str]:
     return state
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def workdir(tmp_path_factory):
-    """A workdir whose results directory already holds outputs (stand-ins, with no Snakemake metadata)."""
-    root = tmp_path_factory.mktemp("bad-configs")
+    """A workdir of the case's own whose results directory already holds outputs (stand-ins, with no Snakemake
+    metadata), so that a case wrongly accepted cannot change what the next case sees."""
+    root = tmp_path_factory.mktemp("bad-config")
     for rel, text in {
         "results/data/demo/train.jsonl": '{"id": 1}\n',
         "results/tables/scores.csv": "model\n",
@@ -186,6 +207,7 @@ def write_case(directory: Path, mutate) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_config_is_rejected_before_any_job(case, workdir, tmp_path):
     mutate, expected = CASES[case]
@@ -206,6 +228,36 @@ def test_bad_config_is_rejected_before_any_job(case, workdir, tmp_path):
     assert snapshot(workdir / "results") == before
 
 
+# Cases Snakemake rejects before the workflow reads anything (so maple.validation never sees them).
+SNAKEMAKE_ONLY = {"yaml_syntax_error"}
+
+
+@pytest.mark.parametrize("case", sorted(set(CASES) - SNAKEMAKE_ONLY))
+def test_bad_config_is_rejected_by_the_checks(case, tmp_path):
+    """The fast tier's view of the table: the workflow's checks themselves (maple.validation.checked_study, as
+    common.smk calls them) raise one line naming the key and what was expected."""
+    from maple.validation import ConfigError, checked_study, load_yaml_strict
+
+    mutate, expected = CASES[case]
+    path = write_case(tmp_path, mutate)
+    with pytest.raises(ConfigError) as error:
+        checked_study(load_yaml_strict(path), config_files=[path], config_dir=str(tmp_path))
+    lines = [line for line in str(error.value).splitlines() if all(e in line for e in expected)]
+    assert lines, f"{case}: no line with {expected}:\n{error.value}"
+
+
+@pytest.mark.parametrize("case", ["backend_key_mistyped", "model_key_mistyped"])
+def test_mistyped_keys_stop_the_dry_run(case, tmp_path):
+    """`snakemake -n` itself stops on a mistyped backend key or model key, with one line naming it."""
+    mutate, expected = CASES[case]
+    result = run_snakemake(tmp_path, "-n", config=write_case(tmp_path, mutate), check=False, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    lines = [line for line in output.splitlines() if all(e in line for e in expected)]
+    assert len(lines) == 1 and len(lines[0]) < 400, output[-3000:]
+    assert "Building DAG of jobs" not in output
+
+
 def test_the_default_config_is_valid(tmp_path):
     """The baseline of the table: the unmutated small config passes the same checks (a dry run plans jobs)."""
     config = write_case(tmp_path, lambda c: c)
@@ -214,12 +266,12 @@ def test_the_default_config_is_valid(tmp_path):
 
 
 def test_yaml_syntax_error_named_by_the_checker(tmp_path):
-    """`python workflow/scripts/maple/config.py CONFIG` (documented for a --configfile that Snakemake itself cannot
+    """`python workflow/scripts/check_config.py CONFIG` (documented for a --configfile that Snakemake itself cannot
     parse) names the file, the line and the column."""
     config = write_case(tmp_path, _yaml_syntax_error)
     bad_line = next(i for i, line in enumerate(config.read_text().splitlines(), 1) if line == "finetune: [")
     result = subprocess.run(
-        [sys.executable, str(REPO / "workflow" / "scripts" / "maple" / "config.py"), str(config)],
+        [sys.executable, str(REPO / "workflow" / "scripts" / "check_config.py"), str(config)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -234,7 +286,7 @@ def test_yaml_syntax_error_named_by_the_checker(tmp_path):
 def test_checker_accepts_the_shipped_configs():
     for name in ("config.yaml", "maple.yaml"):
         result = subprocess.run(
-            [sys.executable, str(REPO / "workflow" / "scripts" / "maple" / "config.py"), str(REPO / "config" / name)],
+            [sys.executable, str(REPO / "workflow" / "scripts" / "check_config.py"), str(REPO / "config" / name)],
             capture_output=True,
             text=True,
             timeout=120,
@@ -246,7 +298,7 @@ def test_checker_accepts_the_shipped_configs():
 
 def test_strict_loader_names_duplicate_keys(tmp_path):
     """The strict loader on its own: the key path and both lines."""
-    from maple.config import ConfigError, load_yaml_strict
+    from maple.validation import ConfigError, load_yaml_strict
 
     path = tmp_path / "c.yaml"
     path.write_text("models:\n  a: {build: tiny_llama}\n  b: {hub_id: x/y}\n  a: {hub_id: z/w}\n")

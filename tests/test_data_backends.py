@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pytest  # noqa: E402
 import tiny_models  # noqa: E402
 import torch  # noqa: E402
-from maple.data import filters  # noqa: E402
+from maple.data import filters, translation  # noqa: E402
 from maple.data.filters import RecordFilter, SpecError  # noqa: E402
 from maple.hub_access import HubAccessError  # noqa: E402
 from maple.records import INSTRUCTION_FIELDS, check_record  # noqa: E402
@@ -368,7 +368,6 @@ def test_translate_jsonl_seed_and_teacher_responses(translator_dir, teacher_dir,
 
 @pytest.mark.parametrize("kind", ["nllb", "fast"])
 def test_translate_forces_target_language_token(kind, translator_dir, tmp_path):
-    from maple.data import translate
     from maple.hub_access import load_seq2seq_lm, load_tokenizer
 
     path = (
@@ -384,21 +383,20 @@ def test_translate_forces_target_language_token(kind, translator_dir, tmp_path):
     for code in ("deu_Latn", "rus_Cyrl"):
         token_id = tokenizer.convert_tokens_to_ids(code)
         assert token_id != tokenizer.unk_token_id
-        batches = translate.translate_ids(
+        batches = translation.translate_ids(
             model, tokenizer, ["Write a poem.", "Name a fruit."], "eng_Latn", code, batch_size=2, max_new_tokens=4
         )
         assert (batches[0][:, 1] == token_id).all()  # decoder start, then the forced language token
         assert tokenizer.src_lang == "eng_Latn"
     if kind == "nllb":  # the real NLLB tokenizer marks the source language on the input
         tokenizer.src_lang = "deu_Latn"
-        translate.translate_ids(model, tokenizer, ["x"], "eng_Latn", "rus_Cyrl", 1, 2)
+        translation.translate_ids(model, tokenizer, ["x"], "eng_Latn", "rus_Cyrl", 1, 2)
         assert tokenizer("Write a poem.")["input_ids"][0] == tokenizer.convert_tokens_to_ids("eng_Latn")
     with pytest.raises(SpecError, match="xxx_Latn"):
-        translate.language_token_id(tokenizer, "xxx_Latn")
+        translation.language_token_id(tokenizer, "xxx_Latn")
 
 
 def test_language_token_id_m2m100_style():
-    from maple.data import translate
 
     class M2MStyle:  # M2M100's tokenizer: code "de" -> token "__de__"
         unk_token_id = 3
@@ -407,8 +405,8 @@ def test_language_token_id_m2m100_style():
         def convert_tokens_to_ids(self, token):
             return self.vocab.get(token, self.unk_token_id)
 
-    assert translate.language_token_id(M2MStyle(), "de") == 10
-    assert translate.language_token_id(M2MStyle(), "ru") == 11
+    assert translation.language_token_id(M2MStyle(), "de") == 10
+    assert translation.language_token_id(M2MStyle(), "ru") == 11
 
 
 def test_translate_spec_errors(translator_dir, seed_path, tmp_path):

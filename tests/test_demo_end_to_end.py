@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from conftest import load_default_config, planned_jobs
+
+pytestmark = pytest.mark.slow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

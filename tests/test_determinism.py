@@ -13,6 +13,8 @@ import time
 import pytest
 from conftest import copy_run, run_snakemake
 
+pytestmark = pytest.mark.slow
+
 ADAPTERS = ("r4-q16", "r4-q4")
 
 

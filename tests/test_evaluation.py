@@ -56,6 +56,7 @@ def report_rules() -> set[str]:
     return set(re.findall(r"^rule (\w+):", text, flags=re.M)) | {"all"}
 
 
+@pytest.mark.slow
 def test_adding_a_language_reruns_exactly_that_tasks_evaluations(small_run, tmp_path):
     """The design's promise (README, "How evaluation is organised"): adding a language to task T reruns T's
     evaluation of every variant (the base once, each adapter), then the report rules; no data, model, finetune or
@@ -83,6 +84,7 @@ def test_adding_a_language_reruns_exactly_that_tasks_evaluations(small_run, tmp_
             assert job["reason"] == f"Missing output files: results/scores/tiny/{variant}/demo_gen/sw.json", job
 
 
+@pytest.mark.slow
 def test_log_samples_declares_a_side_file_per_score(small_run, tmp_path):
     """With evaluation.log_samples each evaluation job also writes results/samples/...jsonl. Switching it on for a
     finished run reruns nothing by itself (the samples files are not targets of `all`); asking for one plans its
@@ -106,6 +108,7 @@ def git_has_commit(sha: str) -> bool:
     return subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=REPO, capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 def test_every_score_file_has_right_provenance(small_run):
     workdir, config_path = small_run
     config = yaml.safe_load(config_path.read_text())
@@ -162,6 +165,7 @@ def perturb_adapter(adapter_dir: Path) -> None:
     save_file(changed, path, metadata={"format": "pt"})
 
 
+@pytest.mark.slow
 def test_adapter_hash_in_the_score_changes_when_the_adapter_changes(small_run, tmp_path):
     """Evaluate a changed copy of an adapter by hand (evaluate_variant, as a user would): its score file reads
     back a new adapter hash, the model fingerprint stays that of the run's base, and `limit` and the samples side

@@ -23,6 +23,8 @@ import pytest
 import yaml
 from conftest import REPO, SNAKEMAKE, copy_run, planned_jobs, run_snakemake
 
+pytestmark = pytest.mark.slow
+
 RUN_ARGS = ("--cores", "2", "--resources", "gpu=1")
 DOWNSTREAM = ("results/tables", "results/plots")  # rerun by design when a rank is added
 

@@ -17,15 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, SNAKEMAKE, copy_run, planned_jobs, run_snakemake, small_config, write_config
-from maple.training import (
-    CHECKPOINT_MARKER,
-    FAKE_OOM_ENV,
-    FinetuneParams,
-    LengthGroupedBatches,
-    micro_batch_for_attempt,
-    prepare_run_dir,
-    run_fingerprint,
-)
+from maple.finetune_params import FinetuneParams, micro_batch_for_attempt
+from maple.run_dirs import CHECKPOINT_MARKER, prepare_run_dir, run_fingerprint
+from maple.trainer import FAKE_OOM_ENV, LengthGroupedBatches
 
 ADAPTER = "results/adapters/tiny/demo/r4-q16"
 
@@ -160,6 +154,7 @@ def adapter_tensors(adapter: Path) -> dict:
     return load_file(adapter / "adapter_model.safetensors")
 
 
+@pytest.mark.slow
 def test_a_killed_finetune_resumes_from_its_last_checkpoint(base_run, tmp_path):
     import torch
     from maple.training import finetune
@@ -226,6 +221,7 @@ def test_a_killed_finetune_resumes_from_its_last_checkpoint(base_run, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_out_of_memory_retry_halves_the_micro_batch_and_keeps_the_effective_batch(base_run, tmp_path, monkeypatch):
     work, config = fresh_run(
         base_run, tmp_path / "run", max_steps=3, effective_batch_size=16, micro_batch_size=16, oom_retries=1

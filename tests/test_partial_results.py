@@ -48,6 +48,7 @@ def cells(config, model, variants):
     }
 
 
+@pytest.mark.slow
 def test_keep_going_runs_the_others_past_the_failed_finetunes(partial):
     work, first = partial["work"], partial["first"]
     assert first.returncode != 0
@@ -64,6 +65,7 @@ def test_keep_going_runs_the_others_past_the_failed_finetunes(partial):
     assert partial["csv_after_first"] == partial["csv_before"]
 
 
+@pytest.mark.slow
 def test_allow_missing_aggregates_what_finished_and_lists_the_rest(partial):
     work, config = partial["work"], partial["config_dict"]
     table = pd.read_csv(work / "results/tables/scores.csv")
@@ -84,6 +86,7 @@ def test_allow_missing_aggregates_what_finished_and_lists_the_rest(partial):
     assert not (work / "results/plots/broken").exists()
 
 
+@pytest.mark.slow
 def test_allow_missing_is_idempotent_and_a_normal_run_retries_the_failures(partial):
     work, config = partial["work"], partial["config"]
     assert planned_jobs(work, "--config", "allow_missing=true", config=config) == {}
@@ -96,11 +99,11 @@ def test_allow_missing_is_idempotent_and_a_normal_run_retries_the_failures(parti
 def test_the_grid_cut_down_to_what_finished():
     """Study.restricted_to_finished on its own: an adapter missing drops its evaluations (reason: no adapter), a
     task's scores missing drop that evaluation (reason: no score), a model with nothing finished drops out."""
-    from maple.config import resolve_study
+    from maple.validation import checked_study
 
     config = small_config()
     config["models"]["other"] = {"hub_id": "org/other"}
-    study = resolve_study(config)
+    study = checked_study(config)[1]
     partial, missing = study.restricted_to_finished(
         adapter_done=lambda f: f.model == "tiny" and f.bits == 16,
         scores_done=lambda m, v, t: m == "tiny" and (v, t) != ("demo-r4-q16", "demo_gen"),

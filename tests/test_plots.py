@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import copy_run, planned_jobs, run_snakemake
-from maple import plotting
+from maple import plot_style, plotting, run_plots
 from maple.figures import FIGURES, figures_for_study
 from maple.summary import (
     best_variants,
@@ -103,7 +103,7 @@ def labelled_lines(ax) -> dict:
 
 
 def assert_colour_blind_safe(colours) -> None:
-    allowed = {mcolors.to_hex(c) for c in plotting.OKABE_ITO} | {mcolors.to_hex("grey"), mcolors.to_hex("black")}
+    allowed = {mcolors.to_hex(c) for c in plot_style.OKABE_ITO} | {mcolors.to_hex("grey"), mcolors.to_hex("black")}
     used = {mcolors.to_hex(c) for c in colours}
     assert used <= allowed, f"colours outside the Okabe-Ito palette: {used - allowed}"
 
@@ -122,7 +122,7 @@ def test_figures_for_study_picks_what_the_grid_supports():
     assert both == FIGURES
     assert "english_retention" not in figures_for_study(["demo"], {"mc": ["en"], "gen": ["de", "sw"]}, False)
     for name in FIGURES:
-        assert callable(getattr(plotting, name))
+        assert callable(getattr(plotting, name, None) or getattr(run_plots, name))
 
 
 def test_score_vs_rank_has_one_line_per_resource_class_with_cis(table):
@@ -157,7 +157,7 @@ def test_score_vs_rank_has_one_line_per_resource_class_with_cis(table):
     assert len(bars) == 4
     segments = bars[0].lines[2][0].get_segments()
     half_widths = [(seg[1][1] - seg[0][1]) / 2 for seg in segments]
-    np.testing.assert_allclose(half_widths, plotting.Z95 * math.sqrt(2 * SE**2) / 2)
+    np.testing.assert_allclose(half_widths, plot_style.Z95 * math.sqrt(2 * SE**2) / 2)
     assert_colour_blind_safe(line.get_color() for line in ax.get_lines())
 
 
@@ -183,7 +183,7 @@ def test_delta_heatmap_is_centred_on_zero(table):
     image = ax.images[0]
     vmin, vmax = image.get_clim()
     assert vmin == -vmax and vmax > 0
-    assert image.get_cmap().name == plotting.DIVERGING_CMAP
+    assert image.get_cmap().name == plot_style.DIVERGING_CMAP
     assert [t.get_text() for t in ax.get_yticklabels()] == ["de (high)", "en (high)", "hi (low)", "sw (low)"]
     columns = [t.get_text() for t in ax.get_xticklabels()]
     assert columns == [
@@ -265,7 +265,7 @@ def test_loss_curves_read_log_history_and_fall_back_to_the_final_loss():
             "global_step": 9,
         },
     }
-    fig = plotting.loss_curves(histories, "m")
+    fig = run_plots.loss_curves(histories, "m")
     ax = fig.axes[0]
     assert ax.get_xlabel() == "optimiser step" and ax.get_ylabel() == "training loss"
     assert ax.get_title() == "demo"
@@ -332,7 +332,7 @@ def test_cost_table_sums_benchmarks_and_marks_the_pareto_front(tmp_path):
     assert cost.loc["demo-r16-q16", "mean_delta"] == pytest.approx(expected_r16)
     assert cost["pareto"].to_dict() == {"base": True, "demo-r16-q16": True, "demo-r4-q16": True}
 
-    fig = plotting.cost_vs_gain(cost.reset_index(), "m")
+    fig = run_plots.cost_vs_gain(cost.reset_index(), "m")
     ax = fig.axes[0]
     assert "job-hours" in ax.get_xlabel() and "CPU" in ax.get_xlabel() and "GPU-hours" not in ax.get_xlabel()
     front = labelled_lines(ax)["Pareto front"]
@@ -345,7 +345,7 @@ def test_cost_table_sums_benchmarks_and_marks_the_pareto_front(tmp_path):
     assert gpu.loc["demo-r16-q16", "hours"] == pytest.approx(2.1)
     assert gpu.loc["base", "gpu_hours"] == pytest.approx(0.1)
     assert list(gpu["cost_hours"]) == list(gpu["gpu_hours"])
-    ax = plotting.cost_vs_gain(gpu.reset_index(), "m").axes[0]
+    ax = run_plots.cost_vs_gain(gpu.reset_index(), "m").axes[0]
     assert ax.get_xlabel().startswith("GPU-hours")
     np.testing.assert_allclose(labelled_lines(ax)["Pareto front"].get_xdata(), [0.1, 1.1, 4.1])
 
@@ -382,7 +382,7 @@ def test_reference_numbers_beside_this_run(tmp_path, table):
     assert list(compared["value_run"].round(6)[:2]) == [0.30, round(np.mean(list(BASE.values())), 6)]
     assert math.isnan(compared["value_run"][2])
     assert compared["difference"][0] == pytest.approx(-0.05)
-    fig = plotting.reference_comparison(compared, "m")
+    fig = run_plots.reference_comparison(compared, "m")
     assert [ax.get_title() for ax in fig.axes] == ["gen", "mc"]
     ax = fig.axes[1]
     assert ax.get_xlabel() == "published reference" and ax.get_ylabel() == "this run"
@@ -397,6 +397,7 @@ def test_reference_numbers_beside_this_run(tmp_path, table):
 # --- the figures of a real run ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_produces_every_supported_figure_from_its_tables(small_run):
     """The small run's figures exist as PNG and PDF, and redrawn from the run's tables they show its numbers."""
     import plot as plot_script
@@ -432,7 +433,7 @@ def test_run_produces_every_supported_figure_from_its_tables(small_run):
     lines = labelled_lines(fig.axes[0])
     assert len(lines) == len(adapters)
     for _variant, path in metrics.items():
-        steps, losses, _ = plotting.loss_points(json.loads(open(path).read()))
+        steps, losses, _ = run_plots.loss_points(json.loads(open(path).read()))
         assert losses and all(np.isfinite(losses))
 
     cost = pd.read_csv(results / "tables" / "cost.csv")
@@ -444,6 +445,7 @@ def test_run_produces_every_supported_figure_from_its_tables(small_run):
     np.testing.assert_allclose(cost["cost_hours"], cost["hours"])  # CPU run: wall-clock hours, no GPU-hours
 
 
+@pytest.mark.slow
 def test_cost_comes_from_the_runs_benchmark_files(small_run):
     workdir, _ = small_run
     cost = pd.read_csv(workdir / "results" / "tables" / "cost.csv").set_index("variant")
@@ -464,6 +466,7 @@ def test_cost_comes_from_the_runs_benchmark_files(small_run):
     assert "## tiny" in summary and "| demo_mc | low |" in summary and "Pareto front" in summary
 
 
+@pytest.mark.slow
 def test_reference_scores_in_the_config_add_a_table_and_a_figure(small_run, tmp_path):
     """A constructed reference file (made-up numbers, not the paper's) on a copy of the run: only the summary and
     the plots rerun, and the comparison table and figure appear."""

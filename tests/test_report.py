@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import copy_run, run_snakemake
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 FIGURES = ["score_vs_rank", "score_vs_bits", "delta_heatmap", "english_retention", "loss_curves", "cost_vs_gain"]
 TABLES = ["scores.csv", "cost.csv", "summary.md"]
 

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake, small_config
 
+pytestmark = pytest.mark.slow
+
 JOB_HEADER = re.compile(r"^(?:local)?rule (\S+):$")
 # Rules downstream of the scores (aggregate, plot and the tables beside them): any rule of report.smk.
 REPORT_RULES = set(re.findall(r"^rule (\w+):", (REPO / "workflow" / "rules" / "report.smk").read_text(), re.M)) | {
@@ -137,11 +139,11 @@ def test_changing_the_global_seed_reruns_everything(edit):
 
 
 def test_the_data_seed_defaults_to_the_global_seed_and_stays_out_of_the_spec():
-    from maple.config import resolve_study
+    from maple.validation import checked_study
 
     config = small_config()
-    assert resolve_study(config).data_seed("demo") == config["seed"]
+    assert checked_study(config)[1].data_seed("demo") == config["seed"]
     config["datasets"]["demo"]["seed"] = 7
-    study = resolve_study(config)
+    study = checked_study(config)[1]
     assert study.data_seed("demo") == 7 and study.seed == config["seed"]
     assert "seed" not in study.datasets["demo"]  # the synth_data spec param: the seed travels on its own

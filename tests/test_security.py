@@ -11,11 +11,13 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from conftest import DUMMY_HF_TOKEN, REPO, small_config
 
 SCRIPTS = REPO / "workflow" / "scripts"
 
 
+@pytest.mark.slow
 def test_no_token_reaches_any_output(small_run):
     workdir, _ = small_run
     assert os.environ["HF_TOKEN"] == DUMMY_HF_TOKEN  # the jobs of small_run inherited it
@@ -35,12 +37,12 @@ def test_no_token_reaches_any_output(small_run):
 
 
 def test_trust_remote_code_is_off_unless_set_per_model():
-    from maple.config import resolve_study
+    from maple.validation import checked_study
 
     config = small_config()
     config["models"]["remote"] = {"hub_id": "org/custom-arch", "trust_remote_code": True}
     config["models"]["other"] = {"hub_id": "org/plain"}
-    study = resolve_study(config)
+    study = checked_study(config)[1]
     assert {alias: m.trust_remote_code for alias, m in study.models.items()} == {
         "tiny": False,
         "remote": True,
@@ -48,6 +50,7 @@ def test_trust_remote_code_is_off_unless_set_per_model():
     }
 
 
+@pytest.mark.slow
 def test_the_runs_jobs_got_trust_remote_code_false(small_run):
     workdir, _ = small_run
     for metrics in workdir.glob("results/adapters/*/*/*/train_metrics.json"):
@@ -90,7 +93,7 @@ class TrapConfig(LlamaConfig):
 
 LOAD = """
 import sys
-from maple.training import load_base
+from maple.models import load_base
 try:
     load_base(sys.argv[1], 16, trust_remote_code=sys.argv[2] == "1")
 except Exception as error:  # with the flag on the trap's config class may not load a model: only the marker counts
@@ -98,6 +101,7 @@ except Exception as error:  # with the flag on the trap's config class may not l
 """
 
 
+@pytest.mark.slow
 def test_remote_code_in_a_model_directory_runs_only_with_the_flag(small_run, tmp_path):
     """A model directory whose config.json points AutoConfig at its own Python file (what a hub repo with custom
     code does): loading it as the jobs do runs that file only with trust_remote_code true."""

@@ -23,6 +23,8 @@ import pytest
 from conftest import planned_jobs
 from slurm_cluster import REPO, local_slurm
 
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 PROFILE = REPO / "profiles" / "slurm"
 

@@ -1,37 +1,43 @@
-# Config validation, the study grid resolved once into plain records, wildcard constraints and input functions.
+# Config validation, the study grid resolved once into plain records, wildcard constraints, and every input, param
+# and target function of the rule modules (they hold rules only).
 import os
+import re
 import sys
 
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-from snakemake.utils import validate
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from maple.config import BASE_VARIANT, ConfigError, check_config, check_lm_eval_tasks, resolve_study  # noqa: E402
+from maple.finetune_params import micro_batch_for_attempt, rule_params  # noqa: E402
+from maple.figures import figures_for_study  # noqa: E402
+from maple.stage_versions import STAGE_VERSIONS  # noqa: E402
+from maple.study import BASE_VARIANT  # noqa: E402
+from maple.validation import ConfigError, checked_study  # noqa: E402
 
-# Validation, before any job starts (README, "Reruns, faults and bad configs"): each config file with a YAML loader
-# that rejects duplicate keys; the merged config against the schema, every error as one line naming the key path
-# and what was expected; then the schema's defaults; then the cross-key rules and the lm-eval task names.
-SCHEMA_FILE = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+# Validation, before any job starts (README, "Reruns, faults and bad configs"; maple.validation.checked_study): each
+# config file strictly, the config against the schema (one line per error), the schema's defaults, the cross-key
+# rules and the lm-eval task names.
 if str(config.get("allow_missing")).lower() in ("true", "false"):  # --config allow_missing=true arrives as a string
     config["allow_missing"] = str(config["allow_missing"]).lower() == "true"
 try:
-    with open(SCHEMA_FILE, encoding="utf-8") as _schema:
-        check_config(config, yaml.safe_load(_schema), workflow.configfiles)
-    validate(config, SCHEMA_FILE)
-    STUDY = resolve_study(config, config_dir=os.getcwd())
-    check_lm_eval_tasks(STUDY, [os.path.join(workflow.basedir, "workflow", "resources", "lm_eval_tasks")])
+    _defaulted, STUDY = checked_study(config, workflow.configfiles, config_dir=os.getcwd())
 except ConfigError as error:
     raise WorkflowError(f"Invalid config: {error}")
+config.update(_defaulted)
 
 R = STUDY.results_dir
 LEXICON_DIR = os.path.join(workflow.basedir, "workflow", "resources", "lexicons")
+# Every rule runs in this software environment under `--software-deployment-method conda`; its pins are
+# requirements.lock's (tests/test_conda_env.py). Relative to workflow/rules/, where the rules are.
+CONDA_ENV = "../../envs/maple.yaml"
 # Jobs that use every core they are given ask for more than any machine has: Snakemake caps a job's threads at
 # --cores (for SLURM jobs too, where --cores is the CPUs per job). Unlike `workflow.cores`, this needs no --cores
 # to parse, so `snakemake --report` and `--lint` work without one.
 ALL_CORES = 4096
 BUILT_MODELS = [alias for alias, m in STUDY.models.items() if m.build]
+FINETUNE_BENCHMARK = "benchmarks/finetune/{model}/{data}/r{rank}-q{bits}.tsv"
+EVALUATE_BENCHMARK = "benchmarks/evaluate/{model}/{variant}/{task}.tsv"
+CAPTIONS = "../report"
 
 
 def _alternatives(names):
@@ -50,7 +56,7 @@ wildcard_constraints:
 
 def job_resources(stage_params):
     """A GPU stage's resources: its `gpu` count and the config's further resources (runtime, mem_mb, gpu_model...)."""
-    return {"gpu": stage_params.get("gpu", 1), **stage_params.get("resources", {})}
+    return {"gpu": stage_params["gpu"], **stage_params["resources"]}
 
 
 def adapter_path(f):
@@ -68,7 +74,7 @@ def all_score_files():
 def get_final_output():
     """The tidy CSV, the tables derived from it, and every figure the study's grid supports (report.smk: FIGURES)."""
     tables = [f"{R}/tables/{name}" for name in ("scores.csv", "missing.csv", "cost.csv", "summary.md")]
-    if config.get("reference_scores"):
+    if REFERENCE:
         tables.append(f"{R}/tables/reference_comparison.csv")
     plots = expand(
         f"{R}/plots/{{model}}/{{figure}}.{{ext}}", model=plotted_models(), figure=FIGURES, ext=["png", "pdf"]
@@ -97,7 +103,7 @@ def lexicon_files(languages):
 # jobs failed. The study is cut down to what finished, the adapters that exist and the evaluations whose score files
 # all exist, so that aggregate, summarize and plot run on that and nothing upstream is scheduled; the cells cut are
 # written to {results}/tables/missing.csv by aggregate (header only in a complete run).
-ALLOW_MISSING = bool(config.get("allow_missing", False))
+ALLOW_MISSING = config["allow_missing"]
 MISSING_CELLS = []
 if ALLOW_MISSING:
     STUDY, MISSING_CELLS = STUDY.restricted_to_finished(
@@ -116,3 +122,177 @@ def plotted_models():
     if not ALLOW_MISSING:
         return list(STUDY.models)
     return [m for m in STUDY.models if any(v != BASE_VARIANT and mm == m for mm, v, _ in STUDY.evaluations())]
+
+
+# --- data -------------------------------------------------------------------------------------------------------
+
+
+def get_lexicon_dir(wildcards, input):
+    """The lexicons' directory, from the job's input (a path prefix written into a param would not travel to a
+    job on another file system)."""
+    return os.path.dirname(input[0]) if input else LEXICON_DIR
+
+
+def get_synth_data_input(wildcards):
+    spec = STUDY.datasets[wildcards.data]
+    return lexicon_files(spec["languages"]) if spec["backend"] == "template" else []
+
+
+def get_dataset_languages(wildcards):
+    return {lang: STUDY.languages[lang] for lang in STUDY.datasets[wildcards.data]["languages"]}
+
+
+# --- finetune ---------------------------------------------------------------------------------------------------
+
+
+def get_finetune_params(wildcards):
+    """Every FinetuneParams field but rank, bits (wildcards) and the attempt's micro-batch (a resource)."""
+    return rule_params(STUDY.finetune_params, STUDY.models[wildcards.model], STUDY.seed)
+
+
+def get_finetune_micro_batch(wildcards, attempt):
+    """Attempt 1: finetune.micro_batch_size; each retry halves it (maple.finetune_params.micro_batch_for_attempt).
+    A resource, not a param: params would make a retried adapter look stale to the params rerun trigger."""
+    ft = STUDY.finetune_params
+    return micro_batch_for_attempt(ft["effective_batch_size"], ft["micro_batch_size"], attempt)
+
+
+def get_model_param(name):
+    """A param function giving the {model} wildcard's `name` (source, revision, prompt_format, ...)."""
+    return lambda wildcards: getattr(STUDY.models[wildcards.model], name)
+
+
+# --- evaluate ---------------------------------------------------------------------------------------------------
+
+LOG_SAMPLES = STUDY.evaluation_params["log_samples"]
+
+
+def samples_path(model, variant, task, lang):
+    return f"{R}/samples/{model}/{variant}/{task}/{lang}.jsonl"
+
+
+def get_evaluate_outputs(task):
+    """The score files of one evaluation job (all of the task's languages) and, with evaluation.log_samples,
+    lm-eval's samples beside them (outputs of the job, not targets of `all`)."""
+    return {
+        "scores": [score_path("{model}", "{variant}", task.alias, lang) for lang in task.languages],
+        "samples": (
+            [samples_path("{model}", "{variant}", task.alias, lang) for lang in task.languages] if LOG_SAMPLES else []
+        ),
+    }
+
+
+def get_evaluate_input(task_alias):
+    task = STUDY.tasks[task_alias]
+
+    def inputs(wildcards):
+        files = {}
+        f = STUDY.finetune_of(wildcards.model, wildcards.variant)
+        if f:
+            files["adapter"] = adapter_path(f)
+        base = get_base_model_input(wildcards)
+        if base:
+            files["base"] = base
+        if task.source == "local":
+            files["eval_dir"] = f"{R}/data/{task.dataset}/eval"
+        return files
+
+    return inputs
+
+
+def get_evaluate_task(task_alias):
+    """The evaluation job's TaskRun fields (maple.evaluation.TaskRun)."""
+    task = STUDY.tasks[task_alias]
+    subdir = "eval_mc" if task.kind == "multiple_choice" else "eval_gen"
+    eval_files = (
+        {lang: f"{R}/data/{task.dataset}/eval/{subdir}/{lang}.jsonl" for lang in task.languages}
+        if task.source == "local"
+        else {}
+    )
+    return {
+        "alias": task.alias,
+        "source": task.source,
+        "kind": task.kind,
+        "metric": task.metric,
+        "lm_eval_names": dict(task.lm_eval_names),
+        "eval_files": eval_files,
+        "num_fewshot": task.num_fewshot,
+        "limit": task.limit,
+    }
+
+
+def get_variant_bits(wildcards):
+    """An adapter is evaluated on the base quantised as it was trained (QLoRA), unless the config says not to."""
+    f = STUDY.finetune_of(wildcards.model, wildcards.variant)
+    if f is None or not STUDY.evaluation_params["quantize_base_like_training"]:
+        return 16
+    return f.bits
+
+
+# --- report -----------------------------------------------------------------------------------------------------
+
+REFERENCE = config["reference_scores"]
+if REFERENCE and not os.path.isfile(REFERENCE):
+    raise WorkflowError(f"Invalid config: reference_scores: no such file {REFERENCE!r} (relative to {os.getcwd()})")
+FIGURES = figures_for_study(
+    list(STUDY.datasets),
+    {alias: list(task.languages) for alias, task in STUDY.tasks.items()},
+    bool(REFERENCE),
+)
+# Every GPU job's benchmark file (the rules' own `benchmark:` paths), as records for the cost table.
+BENCHMARK_JOBS = [
+    {
+        "model": f.model,
+        "variant": f.variant,
+        "stage": "finetune",
+        "benchmark": FINETUNE_BENCHMARK.format(model=f.model, data=f.data, rank=f.rank, bits=f.bits),
+        "gpu": STUDY.finetune_params["gpu"],
+    }
+    for f in STUDY.finetunes
+] + [
+    {
+        "model": m,
+        "variant": v,
+        "stage": "evaluate",
+        "benchmark": EVALUATE_BENCHMARK.format(model=m, variant=v, task=t),
+        "gpu": STUDY.evaluation_params["gpu"],
+    }
+    for m, v, t in STUDY.evaluations()
+]
+# (model, variant) -> its adapter's train_metrics.json; the adapter directory is the rules' input.
+TRAIN_METRICS = {(f.model, f.variant): f"{adapter_path(f)}/train_metrics.json" for f in STUDY.finetunes}
+
+
+def get_summary_outputs():
+    outputs = {
+        "summary": report(f"{R}/tables/summary.md", caption=f"{CAPTIONS}/summary.rst", category="Tables"),
+        "cost": report(f"{R}/tables/cost.csv", caption=f"{CAPTIONS}/cost.rst", category="Tables"),
+    }
+    if REFERENCE:
+        outputs["reference_comparison"] = report(
+            f"{R}/tables/reference_comparison.csv", caption=f"{CAPTIONS}/reference_table.rst", category="Tables"
+        )
+    return outputs
+
+
+def get_plot_outputs():
+    """Each figure of the study as a PNG (a report item) and a PDF."""
+    outputs = {}
+    for figure in FIGURES:
+        outputs[figure] = report(
+            f"{R}/plots/{{model}}/{figure}.png",
+            caption=f"{CAPTIONS}/{figure}.rst",
+            category="Figures",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": figure.replace("_", " ")},
+        )
+        outputs[f"{figure}_pdf"] = f"{R}/plots/{{model}}/{figure}.pdf"
+    return outputs
+
+
+def get_model_adapters(wildcards):
+    return [adapter_path(f) for f in STUDY.finetunes if f.model == wildcards.model]
+
+
+def get_model_train_metrics(wildcards):
+    return {v: path for (m, v), path in TRAIN_METRICS.items() if m == wildcards.model}

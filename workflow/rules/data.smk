@@ -12,23 +12,22 @@ rule build_tiny_model:
         "benchmarks/build_tiny_model/{model}.tsv"
     wildcard_constraints:
         model=_alternatives(BUILT_MODELS),
+    conda:
+        CONDA_ENV
     threads: ALL_CORES
     params:
-        lexicon_dir=LEXICON_DIR,
+        lexicon_dir=get_lexicon_dir,
         languages=template_languages(),
         seed=STUDY.seed,
         spec=STUDY.tiny_model,
+        code_version=STAGE_VERSIONS["build_tiny_model"],
     script:
         "../scripts/build_tiny_model.py"
 
 
 rule synth_data:
     input:
-        lambda wc: (
-            lexicon_files(STUDY.datasets[wc.data]["languages"])
-            if STUDY.datasets[wc.data]["backend"] == "template"
-            else []
-        ),
+        get_synth_data_input,
     output:
         train=f"{R}/data/{{data}}/train.jsonl",
         eval_dir=directory(f"{R}/data/{{data}}/eval"),
@@ -37,10 +36,13 @@ rule synth_data:
         "logs/synth_data/{data}.log",
     benchmark:
         "benchmarks/synth_data/{data}.tsv"
+    conda:
+        CONDA_ENV
     params:
         spec=lambda wc: STUDY.datasets[wc.data],
-        languages=lambda wc: {l: STUDY.languages[l] for l in STUDY.datasets[wc.data]["languages"]},
+        languages=get_dataset_languages,
         seed=lambda wc: STUDY.data_seed(wc.data),  # datasets.<name>.seed, default: the global seed
         lexicon_dir=LEXICON_DIR,
+        code_version=STAGE_VERSIONS["synth_data"],
     script:
         "../scripts/synth_data.py"

@@ -1,17 +1,6 @@
 # Aggregate every score into one tidy table; summarise it (cost per configuration from the benchmark files, a
 # Markdown summary, published reference numbers beside this run) and plot it. Outputs marked report() are the
 # items of `snakemake --report results/report.html`, captioned by workflow/report/*.rst.
-from maple.figures import figures_for_study  # noqa: E402
-
-REFERENCE = config.get("reference_scores")
-if REFERENCE and not os.path.isfile(REFERENCE):
-    raise WorkflowError(f"Invalid config: reference_scores: no such file {REFERENCE!r} (relative to {os.getcwd()})")
-FIGURES = figures_for_study(
-    list(STUDY.datasets),
-    {alias: list(task.languages) for alias, task in STUDY.tasks.items()},
-    bool(REFERENCE),
-)
-CAPTIONS = "../report"
 
 
 rule aggregate:
@@ -23,54 +12,15 @@ rule aggregate:
         missing=f"{R}/tables/missing.csv",
     log:
         "logs/aggregate/aggregate.log",
+    conda:
+        CONDA_ENV
     params:
         languages=STUDY.languages,
         seed=STUDY.seed,
         missing=MISSING_CELLS,
+        code_version=STAGE_VERSIONS["aggregate"],
     script:
         "../scripts/aggregate.py"
-
-
-# Every gpu job's benchmark file (the rules' own `benchmark:` paths), as records for the cost table.
-BENCHMARK_JOBS = [
-    {
-        "model": f.model,
-        "variant": f.variant,
-        "stage": "finetune",
-        "benchmark": str(rules.finetune.benchmark).format(model=f.model, data=f.data, rank=f.rank, bits=f.bits),
-        "gpu": STUDY.finetune_params.get("gpu", 1),
-    }
-    for f in STUDY.finetunes
-] + [
-    {
-        "model": m,
-        "variant": v,
-        "stage": "evaluate",
-        "benchmark": str(getattr(rules, f"evaluate_{t}").benchmark).format(model=m, variant=v),
-        "gpu": STUDY.evaluation_params.get("gpu", 1),
-    }
-    for m, v, t in STUDY.evaluations()
-]
-# (model, variant) -> its adapter's train_metrics.json; the adapter directory is the rules' input.
-TRAIN_METRICS = {(f.model, f.variant): f"{adapter_path(f)}/train_metrics.json" for f in STUDY.finetunes}
-SUMMARY_OUTPUTS = {
-    "summary": report(f"{R}/tables/summary.md", caption=f"{CAPTIONS}/summary.rst", category="Tables"),
-    "cost": report(f"{R}/tables/cost.csv", caption=f"{CAPTIONS}/cost.rst", category="Tables"),
-}
-if REFERENCE:
-    SUMMARY_OUTPUTS["reference_comparison"] = report(
-        f"{R}/tables/reference_comparison.csv", caption=f"{CAPTIONS}/reference_table.rst", category="Tables"
-    )
-PLOT_OUTPUTS = {}
-for _figure in FIGURES:
-    PLOT_OUTPUTS[_figure] = report(
-        f"{R}/plots/{{model}}/{_figure}.png",
-        caption=f"{CAPTIONS}/{_figure}.rst",
-        category="Figures",
-        subcategory="{model}",
-        labels={"model": "{model}", "figure": _figure.replace("_", " ")},
-    )
-    PLOT_OUTPUTS[f"{_figure}_pdf"] = f"{R}/plots/{{model}}/{_figure}.pdf"
 
 
 rule summarize:
@@ -80,12 +30,15 @@ rule summarize:
         benchmarks=[job["benchmark"] for job in BENCHMARK_JOBS],
         adapters=[adapter_path(f) for f in STUDY.finetunes],
     output:
-        **SUMMARY_OUTPUTS,
+        **get_summary_outputs(),
     log:
         "logs/summarize/summarize.log",
+    conda:
+        CONDA_ENV
     params:
         jobs=BENCHMARK_JOBS,
         metrics_files={f"{m}/{v}": path for (m, v), path in TRAIN_METRICS.items()},
+        code_version=STAGE_VERSIONS["summarize"],
     script:
         "../scripts/summarize.py"
 
@@ -95,15 +48,18 @@ rule plot:
         **({"reference_comparison": f"{R}/tables/reference_comparison.csv"} if REFERENCE else {}),
         csv=f"{R}/tables/scores.csv",
         cost=f"{R}/tables/cost.csv",
-        adapters=lambda wc: [adapter_path(f) for f in STUDY.finetunes if f.model == wc.model],
+        adapters=get_model_adapters,
     output:
-        **PLOT_OUTPUTS,
+        **get_plot_outputs(),
     log:
         "logs/plot/{model}.log",
+    conda:
+        CONDA_ENV
     params:
         figures=FIGURES,
-        metrics_files=lambda wc: {v: path for (m, v), path in TRAIN_METRICS.items() if m == wc.model},
+        metrics_files=get_model_train_metrics,
         dataset_labels={d: f"{d} ({spec['backend']})" for d, spec in STUDY.datasets.items()},
         english="en",
+        code_version=STAGE_VERSIONS["plot"],
     script:
         "../scripts/plot.py"

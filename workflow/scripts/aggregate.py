@@ -1,9 +1,8 @@
 """Snakemake rule aggregate: every score file into the tidy CSV."""
 
-import os
-
 import pandas as pd
 from maple.aggregation import load_scores, tidy_table
+from maple.atomic import write_text
 from maple.jobs import logged_to
 
 MISSING_COLUMNS = ["model", "variant", "task", "lang", "reason"]
@@ -25,9 +24,7 @@ def main(
         if missing:
             print(f"{len(missing)} cells of the grid have no score: see {missing_csv}")
     for frame, path in outputs:
-        tmp = f"{path}.tmp"
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        write_text(path, frame.to_csv(index=False))
     return len(table)
 
 

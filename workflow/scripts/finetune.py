@@ -9,8 +9,9 @@ with the micro-batch of Snakemake's N-th attempt (halved N - 1 times).
 import argparse
 import json
 
+from maple.finetune_params import FinetuneParams, add_cli_arguments, micro_batch_for_attempt, params_from_cli
 from maple.jobs import logged_to, use_threads
-from maple.training import FinetuneParams, finetune, micro_batch_for_attempt
+from maple.training import finetune
 
 
 def run_from_snakemake(smk) -> dict:
@@ -21,39 +22,34 @@ def run_from_snakemake(smk) -> dict:
     return finetune(smk.params.base_source, smk.input.train, smk.output.adapter, params, attempt=attempt)
 
 
-def cli() -> None:
+def cli_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="hub id or local directory of the base model")
     parser.add_argument("--train", required=True, help="train.jsonl in the instruction-record format")
     parser.add_argument("--out", required=True, help="adapter directory to write")
     parser.add_argument("--rank", type=int, required=True)
     parser.add_argument("--bits", type=int, choices=(4, 8, 16), default=16)
-    parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
         "--attempt", type=int, default=1, help="as Snakemake's attempt: halves the micro-batch N-1 times"
     )
-    parser.add_argument("--params", default="{}", help="JSON of further FinetuneParams fields")
-    args = parser.parse_args()
-    params = FinetuneParams(rank=args.rank, bits=args.bits, seed=args.seed, **json.loads(args.params))
+    add_cli_arguments(parser)  # every other FinetuneParams field, with the config schema's default and help
+    return parser
+
+
+def params_from_args(args: argparse.Namespace) -> FinetuneParams:
+    """The finetune's params, with the micro-batch of Snakemake's attempt `--attempt` (as the rule computes it)."""
+    params = params_from_cli(args, args.rank, args.bits)
     params.micro_batch_size = micro_batch_for_attempt(
         params.effective_batch_size, params.micro_batch_size, args.attempt
     )
-    metrics = finetune(args.base, args.train, args.out, params, attempt=args.attempt)
-    print(
-        json.dumps(
-            {
-                k: metrics[k]
-                for k in (
-                    "train_loss",
-                    "global_step",
-                    "resumed_from_step",
-                    "wall_seconds",
-                    "real_tokens_per_second",
-                    "useful_token_fraction",
-                )
-            }
-        )
-    )
+    return params
+
+
+def cli() -> None:
+    args = cli_parser().parse_args()
+    metrics = finetune(args.base, args.train, args.out, params_from_args(args), attempt=args.attempt)
+    summary = ("train_loss", "global_step", "resumed_from_step", "wall_seconds", "real_tokens_per_second")
+    print(json.dumps({k: metrics[k] for k in (*summary, "useful_token_fraction")}))
 
 
 if __name__ == "__main__":

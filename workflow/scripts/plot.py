@@ -4,8 +4,9 @@
 import json
 
 import pandas as pd
-from maple import plotting
+from maple import plotting, run_plots
 from maple.jobs import logged_to
+from maple.plot_style import save_figure
 
 
 def make_figure(
@@ -24,11 +25,11 @@ def make_figure(
         for variant, path in (metrics_files or {}).items():
             with open(path, encoding="utf-8") as f:
                 histories[variant] = json.load(f)
-        return plotting.loss_curves(histories, model)
+        return run_plots.loss_curves(histories, model)
     if name == "cost_vs_gain":
-        return plotting.cost_vs_gain(pd.read_csv(cost), model)
+        return run_plots.cost_vs_gain(pd.read_csv(cost), model)
     if name == "reference_comparison":
-        return plotting.reference_comparison(pd.read_csv(comparison), model)
+        return run_plots.reference_comparison(pd.read_csv(comparison), model)
     if name == "english_retention":
         return plotting.english_retention(table, model, english=english)
     if name == "data_comparison":
@@ -40,7 +41,7 @@ def main(csv: str, model: str, figures: list[str], outputs: dict, **inputs) -> N
     table = pd.read_csv(csv)
     for name in figures:
         fig = make_figure(name, model, table, **inputs)
-        plotting.save_figure(fig, outputs[name], outputs.get(f"{name}_pdf"))
+        save_figure(fig, outputs[name], outputs.get(f"{name}_pdf"))
         print(f"{name}: {outputs[name]}")
 
 

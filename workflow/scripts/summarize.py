@@ -8,6 +8,7 @@ import argparse
 import os
 
 import pandas as pd
+from maple.atomic import write_text
 from maple.jobs import logged_to
 from maple.summary import (
     adapter_devices,
@@ -15,7 +16,6 @@ from maple.summary import (
     load_reference,
     reference_comparison,
     summary_markdown,
-    write_atomic,
 )
 
 
@@ -31,13 +31,13 @@ def main(
     table = pd.read_csv(csv)
     costs = cost_table(table, jobs, adapter_devices(metrics_files)) if jobs else None
     if cost:
-        write_atomic(cost, costs.to_csv(index=False))
+        write_text(cost, costs.to_csv(index=False))
     compared = None
     if reference:
         compared = reference_comparison(table, load_reference(reference))
         if comparison:
-            write_atomic(comparison, compared.to_csv(index=False))
-    write_atomic(summary, summary_markdown(table, costs, compared))
+            write_text(comparison, compared.to_csv(index=False))
+    write_text(summary, summary_markdown(table, costs, compared))
 
 
 if __name__ == "__main__":

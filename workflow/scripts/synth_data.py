@@ -1,9 +1,9 @@
 """Snakemake rule synth_data: one dataset's train set, held-out evaluation sets and statistics."""
 
 import json
-import os
 from pathlib import Path
 
+from maple.atomic import write_json
 from maple.data.synthesis import statistics, synthesize
 from maple.jobs import logged_to
 from maple.records import write_jsonl
@@ -18,9 +18,7 @@ def main(
         for lang, records in data[kind].items():
             write_jsonl(records, eval_dir / kind / f"{lang}.jsonl")
     stats = statistics(data)
-    tmp = f"{stats_file}.tmp"
-    Path(tmp).write_text(json.dumps(stats, indent=1, ensure_ascii=False))
-    os.replace(tmp, stats_file)
+    write_json(stats_file, stats)
     write_jsonl(data["train"], train_file)  # last: the train file's presence marks the dataset complete
     return stats
 

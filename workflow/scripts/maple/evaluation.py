@@ -14,8 +14,6 @@ full samples (prompts, responses, filtered responses) go to a side JSONL file wh
 
 from __future__ import annotations
 
-import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,10 +21,11 @@ from pathlib import Path
 
 import yaml
 
+from .atomic import write_json
+from .models import compute_dtype, device_kind, load_base
 from .prompts import format_prompt
 from .provenance import adapter_hash, model_fingerprint, software_versions, workflow_commit
 from .records import read_jsonl, write_jsonl
-from .training import compute_dtype, device_kind, load_base
 
 SHIPPED_TASKS = Path(__file__).resolve().parents[2] / "resources" / "lm_eval_tasks"
 
@@ -142,6 +141,82 @@ def per_example_values(samples: list[dict], metric: str) -> list[dict]:
     return [{"doc_id": s["doc_id"], "value": float(s[metric])} for s in samples if metric in s]
 
 
+def run_lm_eval(lm, tokenizer, task: TaskRun, languages, prompt_format: str, seed: int) -> dict:
+    """lm-eval's results (with samples) for the task's languages, in one simple_evaluate call."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    with tempfile.TemporaryDirectory(prefix="maple-tasks-") as task_dir:
+        # lm_eval tasks: lm-eval's own, plus the task YAMLs this repo ships for languages lm-eval lacks. Local tasks:
+        # only the YAMLs written here; indexing lm-eval's thousands of task files would cost seconds per job.
+        if task.source == "local":
+            write_local_tasks(task, prompt_format, tokenizer, Path(task_dir))
+            task_manager = TaskManager(include_path=[task_dir], include_defaults=False)
+        else:
+            task_manager = TaskManager(include_path=[str(SHIPPED_TASKS)])
+        return lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[task.lm_eval_names[lang] for lang in languages],
+            num_fewshot=task.num_fewshot,
+            limit=task.limit,
+            task_manager=task_manager,
+            log_samples=True,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+            apply_chat_template=prompt_format == "chat_template" and task.source == "lm_eval",
+        )
+
+
+def score_of(results: dict, task: TaskRun, lang: str, job_provenance: dict, samples_file: str | None):
+    """(score record, lm-eval's samples) of one language from lm-eval's results; the samples are taken out of them."""
+    name = task.lm_eval_names[lang]
+    task_results = results["results"][name]
+    metric_key = f"{task.metric},none"
+    samples = results["samples"].pop(name, [])
+    n = results.get("n-samples", {}).get(name, {}).get("effective")
+    version = results.get("versions", {}).get(name)
+    provenance = {
+        **job_provenance,
+        "task": task.alias,
+        "lm_eval_task": name,
+        "task_version": version,
+        "num_fewshot": task.num_fewshot,
+        "limit": task.limit,
+        "n_examples": n,
+        "samples_file": samples_file,
+    }
+    score = {
+        "model": job_provenance["model_alias"],
+        "variant": job_provenance["variant"],
+        "task": task.alias,
+        "lang": lang,
+        "lm_eval_task": name,
+        "metric": task.metric,
+        "value": task_results.get(metric_key),
+        "stderr": task_results.get(f"{task.metric}_stderr,none"),
+        "n": n,
+        "task_version": version,
+        "num_fewshot": task.num_fewshot,
+        "per_example": per_example_values(samples, task.metric),
+        "provenance": {k: provenance[k] for k in PROVENANCE_FIELDS},
+        "lm_eval": {
+            "results": task_results,
+            "config": results.get("configs", {}).get(name),
+            "version": version,
+            "n-samples": results.get("n-samples", {}).get(name),
+            "higher_is_better": results.get("higher_is_better", {}).get(name),
+            "run_config": results.get("config"),
+            "git_hash": results.get("git_hash"),
+            "date": results.get("date"),
+        },
+    }
+    if score["value"] is None:
+        raise RuntimeError(f"lm-eval returned no {metric_key!r} for task {name}: got {sorted(task_results)}")
+    return score, samples
+
+
 def evaluate_variant(
     *,
     model_alias: str,
@@ -159,38 +234,14 @@ def evaluate_variant(
     samples_files: dict | None = None,
 ) -> dict:
     """Run lm-eval for every language of the task with one model load; write score_files[lang] for each."""
-    import lm_eval
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
     from lm_eval.utils import handle_non_serializable
 
     started = time.time()
     model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code)
     loaded = time.time()
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=trust_remote_code)
-
-    with tempfile.TemporaryDirectory(prefix="maple-tasks-") as task_dir:
-        # lm_eval tasks: lm-eval's own, plus the task YAMLs this repo ships for languages lm-eval lacks. Local tasks:
-        # only the YAMLs written here; indexing lm-eval's thousands of task files would cost seconds per job.
-        if task.source == "local":
-            write_local_tasks(task, prompt_format, tokenizer, Path(task_dir))
-            task_manager = TaskManager(include_path=[task_dir], include_defaults=False)
-        else:
-            task_manager = TaskManager(include_path=[str(SHIPPED_TASKS)])
-        names = [task.lm_eval_names[lang] for lang in score_files]
-        results = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=names,
-            num_fewshot=task.num_fewshot,
-            limit=task.limit,
-            task_manager=task_manager,
-            log_samples=True,
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
-            apply_chat_template=prompt_format == "chat_template" and task.source == "lm_eval",
-        )
+    results = run_lm_eval(lm, tokenizer, task, list(score_files), prompt_format, seed)
     finished = time.time()
 
     job_provenance = {
@@ -217,53 +268,11 @@ def evaluate_variant(
     }
     summary = {}
     for lang, path in score_files.items():
-        name = task.lm_eval_names[lang]
-        task_results = results["results"][name]
-        metric_key = f"{task.metric},none"
-        samples = results["samples"].pop(name, [])
-        n = results.get("n-samples", {}).get(name, {}).get("effective")
-        version = results.get("versions", {}).get(name)
         samples_file = str(samples_files[lang]) if samples_files and lang in samples_files else None
-        provenance = {
-            **job_provenance,
-            "task": task.alias,
-            "lm_eval_task": name,
-            "task_version": version,
-            "num_fewshot": task.num_fewshot,
-            "limit": task.limit,
-            "n_examples": n,
-            "samples_file": samples_file,
-        }
-        score = {
-            "model": model_alias,
-            "variant": variant,
-            "task": task.alias,
-            "lang": lang,
-            "lm_eval_task": name,
-            "metric": task.metric,
-            "value": task_results.get(metric_key),
-            "stderr": task_results.get(f"{task.metric}_stderr,none"),
-            "n": n,
-            "task_version": version,
-            "num_fewshot": task.num_fewshot,
-            "per_example": per_example_values(samples, task.metric),
-            "provenance": {k: provenance[k] for k in PROVENANCE_FIELDS},
-            "lm_eval": {
-                "results": task_results,
-                "config": results.get("configs", {}).get(name),
-                "version": version,
-                "n-samples": results.get("n-samples", {}).get(name),
-                "higher_is_better": results.get("higher_is_better", {}).get(name),
-                "run_config": results.get("config"),
-                "git_hash": results.get("git_hash"),
-                "date": results.get("date"),
-            },
-        }
-        if score["value"] is None:
-            raise RuntimeError(f"lm-eval returned no {metric_key!r} for task {name}: got {sorted(task_results)}")
+        score, samples = score_of(results, task, lang, job_provenance, samples_file)
         if samples_file:
             write_jsonl(samples, samples_file, default=handle_non_serializable)
-        _write_json_atomic(score, path, handle_non_serializable)
+        write_json(path, score, default=handle_non_serializable)
         summary[lang] = score["value"]
     return summary
 
@@ -275,11 +284,3 @@ def _batch_size_used(lm):
         return sorted({int(v) for v in sizes.values()})
     size = getattr(lm, "batch_size", None)
     return int(size) if isinstance(size, int) or (isinstance(size, str) and size.isdigit()) else size
-
-
-def _write_json_atomic(obj, path, default) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False, default=default))
-    os.replace(tmp, path)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-# Every figure the plot rule can draw, in report order (maple.plotting has a function of each name).
+# Every figure the plot rule can draw, in report order (maple.plotting or maple.run_plots has a function of each
+# name).
 FIGURES = [
     "score_vs_rank",
     "score_vs_bits",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from pathlib import Path
+
+from .atomic import replacing
 
 INSTRUCTION_FIELDS = ("id", "instruction", "input", "output", "lang", "source")
 
@@ -35,13 +36,9 @@ def check_record(record: dict) -> dict:
 def write_jsonl(records: Iterable[dict], path: str | os.PathLike, default=None) -> None:
     """Write records atomically: a temporary file beside the target, renamed at the end. `default` serialises
     what JSON cannot (as json.dumps)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False, sort_keys=True, default=default) + "\n")
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

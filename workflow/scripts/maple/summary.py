@@ -6,13 +6,12 @@ run beside published reference numbers.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
 
 from .aggregation import parse_variant
-from .plotting import RESOURCE_ORDER
+from .plot_style import RESOURCE_ORDER
 
 REFERENCE_KEYS = ["model", "variant", "task", "lang"]
 
@@ -276,10 +275,3 @@ def reference_comparison(table: pd.DataFrame, reference: pd.DataFrame) -> pd.Dat
     if "resource" not in merged.columns and "lang" in merged.columns:
         merged["resource"] = merged["lang"].map(resource)
     return merged
-
-
-def write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
+
+from .atomic import replacing
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 
@@ -128,29 +129,24 @@ def build_tiny_llama(
     from transformers import set_seed
 
     set_seed(seed)
-    out_dir = Path(out_dir)
-    tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
     tokenizer = train_tokenizer(corpus, vocab_size)
     model = make_model(
         tokenizer, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, max_position_embeddings, seed
     )
     history = []
-    if pretrain_epochs > 0:
-        history = pretrain(
-            model,
-            tokenizer,
-            corpus,
-            pretrain_epochs,
-            learning_rate,
-            seed,
-            max_position_embeddings,
-            str(tmp_dir / "trainer"),
-        )
-    shutil.rmtree(tmp_dir / "trainer", ignore_errors=True)
-    model.save_pretrained(tmp_dir)
-    tokenizer.save_pretrained(tmp_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp_dir, out_dir)
+    with replacing(out_dir) as tmp_dir:
+        if pretrain_epochs > 0:
+            history = pretrain(
+                model,
+                tokenizer,
+                corpus,
+                pretrain_epochs,
+                learning_rate,
+                seed,
+                max_position_embeddings,
+                str(tmp_dir / "trainer"),
+            )
+        shutil.rmtree(tmp_dir / "trainer", ignore_errors=True)
+        model.save_pretrained(tmp_dir)
+        tokenizer.save_pretrained(tmp_dir)
     return history

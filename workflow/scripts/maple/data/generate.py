@@ -6,30 +6,8 @@ response. Candidates pass the shared filters (maple.data.filters: dedup, length,
 records are kept or max_rounds rounds have run. Generation is batched with left padding; sampling is seeded per
 language and round, so the same spec and seed give the same records (on the same hardware and library versions).
 
-Spec keys (the dataset's config block; defaults in brackets):
-  teacher                    hub id or local directory of the teacher causal LM (required)
-  revision                   hub revision of the teacher [null: the default branch]
-  trust_remote_code          run the teacher's own modelling code [false]
-  n_per_language             records per language [n_train_per_language + n_eval_per_language]
-  batch_size                 prompts per generate call [8]
-  max_new_tokens             tokens of a response [256]
-  instruction_max_new_tokens tokens of a generated instruction [64]
-  min_new_tokens             lower bound on generated tokens, both steps [0]
-  sampling                   instruction step: {do_sample [true], temperature [0.7], top_p [0.9]}
-  response_sampling          response step: {do_sample [false], temperature [0.7], top_p [0.9]}
-  seed_prompts               local JSONL of example instructions ({"instruction": ..., optional "lang": ...});
-                             a language's own examples are used when it has any [built-in English examples]
-  n_examples                 example instructions shown per instruction prompt [3]
-  prompt_format              plain | chat_template | auto (chat template when the teacher has one) [auto]
-  instruction_template       instruction prompt; placeholders {language}, {examples} [INSTRUCTION_TEMPLATE]
-  response_template          response prompt; placeholders {language}, {instruction} [RESPONSE_TEMPLATE]
-  oversample                 candidates per round = oversample x records still missing [1.5]
-  max_rounds                 rounds per language before giving up with fewer records (a warning) [4]
-  dedup, min_chars, max_chars, script_filter, min_script_ratio
-                             the filters, see maple.data.filters [true, 5, 2000, true, 0.5]
-  device                     auto | cpu | cuda | cuda:N [auto: cuda when available]
-  dtype                      auto | float32 | bfloat16 | float16 [auto: bfloat16 on cuda, float32 on cpu]
-  source                     the records' "source" field ["generate:<teacher>"]
+Keys: the dataset's config block, listed with their types and defaults in workflow/schemas/config.schema.yaml
+(datasets, backend generate).
 
 Records: {"id": "generate-<lang>-<nnnnn>", "instruction", "input": "", "output", "lang", "source"}.
 """

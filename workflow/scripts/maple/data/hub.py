@@ -4,24 +4,8 @@ The dataset is read through `datasets`, one subset (config) per language or one 
 and n_per_language rows are sampled per language in an order shuffled from the seed and the language, skipping
 rows the shared filters (maple.data.filters) reject. Same spec and seed: same records.
 
-Spec keys (the dataset's config block; defaults in brackets):
-  dataset          hub id, or a local path: a save_to_disk directory, a directory holding one entry per subset
-                   (<dir>/<subset> as a save_to_disk directory or a folder of data files, or <dir>/<subset>.jsonl
-                   .json .csv .parquet), or one data file (required)
-  subset_template  the subset of a language, with placeholders {code} (see code_key) and {lang} (the ISO key)
-                   ["{code}"; null when lang_column is given]; null: the dataset has no subsets
-  code_key         which of languages[lang].codes fills {code} / is matched in lang_column, e.g. bactrian_x or
-                   multialpaca [null: the languages table's key itself, e.g. "de"]
-  lang_column      a column naming each row's language (matched against the code) [null]
-  split            [train]
-  revision         hub revision [null: the default branch]
-  trust_remote_code  passed on to datasets where it still exists [false]
-  columns          {instruction, input, output}: the dataset's column names [the same names]; input: null or
-                   absent column -> ""
-  n_per_language   records per language [n_train_per_language + n_eval_per_language]
-  dedup, min_chars, max_chars, script_filter, min_script_ratio
-                   the filters, see maple.data.filters [true, 1, null, false, 0.5]
-  source           the records' "source" field ["hub:<dataset>"]
+Keys: the dataset's config block, listed with their types and defaults in workflow/schemas/config.schema.yaml
+(datasets, backend hub).
 
 Records: {"id": "hub-<lang>-<nnnnn>", "instruction", "input", "output", "lang", "source"}.
 """

@@ -8,37 +8,8 @@ as Bactrian-X does with ChatGPT). Records of the source language itself are the 
 Candidates pass the shared filters (maple.data.filters) until n_per_language records are kept per language.
 Translation is greedy or beam search, teacher responses seeded per language and round: deterministic.
 
-Spec keys (the dataset's config block; defaults in brackets):
-  seed_data          local .json (a list of objects) / .jsonl file, a save_to_disk directory, or a hub dataset id
-                     holding the source-language instructions (required)
-  seed_split         split of a hub / save_to_disk seed dataset [train]
-  seed_subset        config name of a hub seed dataset [null]
-  seed_revision      hub revision of the seed dataset [null]
-  seed_columns       {instruction, input, output}: its column names [the same names]; input may be null (none)
-  source_lang        language of the seed data [en]
-  source_code        its code for the translator [languages[source_lang].codes[code_key], else eng_Latn (nllb)
-                     or en (m2m100)]
-  translator         hub id or local directory of the MT model (required)
-  translator_revision, revision, trust_remote_code
-                     hub revisions of translator / teacher [null], and remote code (both) [false]
-  code_key           nllb | m2m100: which of languages[lang].codes names the target language [nllb]
-  responses          translate | teacher [translate]
-  teacher            hub id or local directory of the causal LM answering (required with responses: teacher);
-                     with it the generate backend's keys response_sampling, response_template, prompt_format,
-                     min_new_tokens apply
-  n_per_language     records per language [n_train_per_language + n_eval_per_language]
-  parallel           every language translates the same seed examples (a parallel corpus) [true]
-  batch_size         texts per translate / generate call [16]
-  max_new_tokens     tokens of a translated text or teacher response [256]
-  max_source_tokens  source texts are truncated to this many tokens [512]
-  num_beams          beam size of the translation [1: greedy]
-  split_lines        translate line by line and keep the line structure [true]
-  oversample         candidates per round = oversample x records still missing [1.2]
-  max_rounds         rounds per language [4]
-  dedup, min_chars, max_chars, script_filter, min_script_ratio
-                     the filters, see maple.data.filters [true, 1, null, true, 0.5]
-  device, dtype      as in the generate backend [auto, auto]
-  source             the records' "source" field ["translate:<translator>"]
+Keys: the dataset's config block, listed with their types and defaults in workflow/schemas/config.schema.yaml
+(datasets, backend translate).
 
 Records: {"id": "translate-<lang>-<nnnnn>", "instruction", "input", "output", "lang", "source"}.
 """
@@ -51,7 +22,7 @@ import math
 import os
 import random
 
-from ..hub_access import load_dataset, load_seq2seq_lm, load_tokenizer
+from ..hub_access import load_dataset
 from ..records import check_record
 from .filters import RecordFilter, SpecError, language_code, language_seed, n_per_language, normalize, spec_value
 from .generate import (
@@ -63,12 +34,11 @@ from .generate import (
     clean_response,
     generate_texts,
     load_teacher,
-    resolve_device,
-    resolve_dtype,
     resolve_prompt_format,
     response_prompts,
     sampling_kwargs,
 )
+from .translation import language_token_id, load_translator, translate_texts
 
 BACKEND = "translate"
 log = logging.getLogger(__name__)
@@ -152,126 +122,6 @@ def load_seed_records(spec: dict) -> list[dict]:
     if not records:
         raise SpecError(f"{BACKEND} backend: seed_data {source!r} holds no example with an instruction and output")
     return records
-
-
-# --- Translation ---------------------------------------------------------------------------------------------------
-
-
-def language_token_id(tokenizer, code: str, what: str = "target") -> int:
-    """The id of the language token of `code` (NLLB: "deu_Latn"; M2M100: "de" -> "__de__")."""
-    candidates = []
-    if hasattr(tokenizer, "get_lang_id"):
-        try:
-            candidates.append(tokenizer.get_lang_id(code))
-        except (KeyError, ValueError, AttributeError):
-            pass
-    for token in (code, f"__{code}__"):
-        candidates.append(tokenizer.convert_tokens_to_ids(token))
-    for token_id in candidates:
-        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-            return token_id
-    raise SpecError(
-        f"{BACKEND} backend: the translator's tokenizer has no language token for the {what} code "
-        f"{code!r}: check code_key and the languages table's codes"
-    )
-
-
-def translate_ids(
-    model,
-    tokenizer,
-    texts: list[str],
-    source_code: str,
-    target_code: str,
-    batch_size: int,
-    max_new_tokens: int,
-    max_source_tokens: int = 512,
-    num_beams: int = 1,
-):
-    """Generated token ids per batch (each a tensor whose sequences start with the forced target token)."""
-    import torch
-
-    tokenizer.src_lang = source_code
-    forced = language_token_id(tokenizer, target_code)
-    batches = []
-    for start in range(0, len(texts), batch_size):
-        encoded = tokenizer(
-            texts[start : start + batch_size],
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=max_source_tokens,
-        )
-        encoded = {k: v.to(model.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
-        with torch.inference_mode():
-            batches.append(
-                model.generate(
-                    **encoded,
-                    forced_bos_token_id=forced,
-                    max_new_tokens=max_new_tokens,
-                    num_beams=num_beams,
-                    do_sample=False,
-                )
-            )
-    return batches
-
-
-def translate_texts(
-    model,
-    tokenizer,
-    texts: list[str],
-    source_code: str,
-    target_code: str,
-    batch_size: int,
-    max_new_tokens: int,
-    max_source_tokens: int = 512,
-    num_beams: int = 1,
-    split_lines: bool = True,
-) -> list[str]:
-    """Each text translated; with split_lines every non-empty line separately, blank lines and indentation kept.
-    Identical strings are translated once."""
-    if split_lines:
-        units = sorted({line.strip() for text in texts for line in text.splitlines() if line.strip()})
-    else:
-        units = sorted({text.strip() for text in texts if text.strip()})
-    translated: dict[str, str] = {}
-    if units:
-        batches = translate_ids(
-            model, tokenizer, units, source_code, target_code, batch_size, max_new_tokens, max_source_tokens, num_beams
-        )
-        outputs = [text for ids in batches for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-        translated = {unit: " ".join(out.split()) for unit, out in zip(units, outputs)}
-
-    def one(text: str) -> str:
-        if not split_lines:
-            return translated.get(text.strip(), "")
-        lines = []
-        for line in text.splitlines():
-            if line.strip():
-                indent = line[: len(line) - len(line.lstrip())]
-                lines.append(indent + translated[line.strip()])
-            else:
-                lines.append("")
-        return "\n".join(lines).strip()
-
-    return [one(text) for text in texts]
-
-
-def load_translator(spec: dict):
-    source = spec_value(spec, "translator", BACKEND, types=str)
-    revision = spec_value(spec, "translator_revision", BACKEND, None, str)
-    trust = spec_value(spec, "trust_remote_code", BACKEND, False, bool)
-    device = resolve_device(spec, BACKEND)
-    tokenizer = load_tokenizer(source, revision=revision, trust_remote_code=trust, kind="translator tokenizer")
-    model = load_seq2seq_lm(
-        source,
-        revision=revision,
-        trust_remote_code=trust,
-        kind="translator model",
-        dtype=resolve_dtype(spec, device, BACKEND),
-    )
-    model.to(device)
-    model.eval()
-    return model, tokenizer
 
 
 # --- The backend ---------------------------------------------------------------------------------------------------
