@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from maple.config import BASE_VARIANT, ConfigError, check_config, check_lm_eval_tasks, resolve_study  # noqa: E402
+from maple.devices import DeviceError, check_gpu_request, device_pool, threads_per_gpu_job  # noqa: E402
 
 # Validation, before any job starts (README, "Reruns, faults and bad configs"): each config file with a YAML loader
 # that rejects duplicate keys; the merged config against the schema, every error as one line naming the key path
@@ -31,6 +32,28 @@ LEXICON_DIR = os.path.join(workflow.basedir, "workflow", "resources", "lexicons"
 # --cores (for SLURM jobs too, where --cores is the CPUs per job). Unlike `workflow.cores`, this needs no --cores
 # to parse, so `snakemake --report` and `--lint` work without one.
 ALL_CORES = 4096
+
+# GPUs (README, "GPUs"): on this machine, --resources gpu=N runs N GPU jobs at once, each on a device of its own
+# (maple.devices claims it when the job starts), so a GPU job gets its share of the cores (config gpu_job_threads,
+# "auto": --cores / N); asking for more GPUs than the machine has stops the run here. On SLURM each job is its own
+# allocation: every core of it (--cores), and SLURM picks the GPU.
+GPU_SLOTS = workflow.global_resources.get("gpu").value  # --resources gpu=N; None where not given
+if workflow.local_exec and workflow.is_main_process:
+    try:
+        _no_gpu = check_gpu_request(
+            GPU_SLOTS, max(STUDY.finetune_params.get("gpu", 1), STUDY.evaluation_params.get("gpu", 1))
+        )
+    except DeviceError as error:
+        raise WorkflowError(f"GPUs: {error}")
+    if _no_gpu:
+        logger.warning(_no_gpu)
+GPU_JOB_THREADS = threads_per_gpu_job(
+    config.get("gpu_job_threads", "auto"),
+    cores=workflow.global_resources.get("_cores").value,
+    gpu_slots=(GPU_SLOTS or len(device_pool())) if workflow.local_exec else None,
+    local=workflow.local_exec,
+    all_cores=ALL_CORES,
+)
 BUILT_MODELS = [alias for alias, m in STUDY.models.items() if m.build]
 
 

@@ -89,7 +89,7 @@ for _task in STUDY.tasks.values():
             f"logs/evaluate/{{model}}/{{variant}}/{_task.alias}.log",
         benchmark:
             f"benchmarks/evaluate/{{model}}/{{variant}}/{_task.alias}.tsv"
-        threads: ALL_CORES
+        threads: GPU_JOB_THREADS
         resources:
             **job_resources(STUDY.evaluation_params),
         params:

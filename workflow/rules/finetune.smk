@@ -37,7 +37,7 @@ rule finetune:
     benchmark:
         "benchmarks/finetune/{model}/{data}/r{rank}-q{bits}.tsv"
     retries: STUDY.finetune_params.get("oom_retries", 2)
-    threads: ALL_CORES
+    threads: GPU_JOB_THREADS
     resources:
         **job_resources(STUDY.finetune_params),
         micro_batch_size=finetune_micro_batch,
