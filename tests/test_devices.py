@@ -168,7 +168,8 @@ def test_the_log_names_the_claimed_device(env, tmp_path):
 
 def test_workflow_shares_cores_and_refuses_more_gpus_than_the_machine_has(tmp_path, monkeypatch):
     """The real workflow, dry run: with 2 GPUs and --cores 4 --resources gpu=2 a GPU job gets 2 threads (not 4, which
-    would run one at a time); gpu_job_threads in the config sets it; gpu=3 stops the run before any job starts."""
+    would run one at a time); gpu_job_threads in the config sets it; gpu=3 stops the run before any job starts,
+    except with the SLURM profile."""
     monkeypatch.setenv(devices.FAKE_COUNT_VARIABLE, "2")
     config = write_config(tmp_path / "wf", load_default_config())
     workdir = config.parent
@@ -185,6 +186,13 @@ def test_workflow_shares_cores_and_refuses_more_gpus_than_the_machine_has(tmp_pa
     assert refused.returncode != 0
     assert "gpu=3 asks for more GPUs than this machine has (2: 0,1)" in refused.stdout + refused.stderr
     assert not (workdir / "logs").exists() and not (workdir / "results").exists()
+    # with the SLURM profile (gpu a per-job resource) the GPUs of the submitting machine do not count, in a dry run
+    # too, and a GPU job gets every core of its SLURM job (the profile's --cores 8)
+    slurm = run_snakemake(
+        workdir, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--resources", "gpu=4", config=config
+    )
+    blocks = [b for b in (slurm.stdout + slurm.stderr).split("\nrule ") if b.startswith("finetune:")]
+    assert blocks and all("threads: 8" in b for b in blocks)
 
 
 TOY_JOB = textwrap.dedent(

@@ -36,9 +36,11 @@ ALL_CORES = 4096
 # GPUs (README, "GPUs"): on this machine, --resources gpu=N runs N GPU jobs at once, each on a device of its own
 # (maple.devices claims it when the job starts), so a GPU job gets its share of the cores (config gpu_job_threads,
 # "auto": --cores / N); asking for more GPUs than the machine has stops the run here. On SLURM each job is its own
-# allocation: every core of it (--cores), and SLURM picks the GPU.
+# allocation: every core of it (--cores), and SLURM picks the GPU. The SLURM profile makes `gpu` a per-job resource
+# (set-resource-scopes gpu=local): that marks a cluster run in a dry run too (-n swaps in a local executor).
 GPU_SLOTS = workflow.global_resources.get("gpu").value  # --resources gpu=N; None where not given
-if workflow.local_exec and workflow.is_main_process:
+ON_THIS_MACHINE = workflow.local_exec and not workflow.resource_scopes.is_local("gpu")
+if ON_THIS_MACHINE and workflow.is_main_process:
     try:
         _no_gpu = check_gpu_request(
             GPU_SLOTS, max(STUDY.finetune_params.get("gpu", 1), STUDY.evaluation_params.get("gpu", 1))
@@ -50,8 +52,8 @@ if workflow.local_exec and workflow.is_main_process:
 GPU_JOB_THREADS = threads_per_gpu_job(
     config.get("gpu_job_threads", "auto"),
     cores=workflow.global_resources.get("_cores").value,
-    gpu_slots=(GPU_SLOTS or len(device_pool())) if workflow.local_exec else None,
-    local=workflow.local_exec,
+    gpu_slots=(GPU_SLOTS or len(device_pool())) if ON_THIS_MACHINE else None,
+    local=ON_THIS_MACHINE,
     all_cores=ALL_CORES,
 )
 BUILT_MODELS = [alias for alias, m in STUDY.models.items() if m.build]
