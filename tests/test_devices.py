@@ -110,6 +110,11 @@ def test_no_gpu_runs_on_the_cpu_and_a_job_without_gpu_sees_none(env):
         assert placement.how == "none" and job_env["CUDA_VISIBLE_DEVICES"] == ""
 
 
+def test_lock_dir_is_per_slurm_allocation(env):
+    assert devices.lock_dir(env) == Path(env[devices.LOCK_DIR_VARIABLE])
+    assert devices.lock_dir({**env, "SLURM_JOB_ID": "123"}) == Path(env[devices.LOCK_DIR_VARIABLE]) / "slurm-123"
+
+
 def test_visible_devices_parsing():
     assert visible_devices({}) is None
     assert visible_devices({"CUDA_VISIBLE_DEVICES": ""}) == []

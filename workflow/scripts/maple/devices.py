@@ -1,8 +1,9 @@
 """Which GPU a job runs on: each GPU job claims free devices of its machine and sees only those.
 
 A claim is an exclusive `flock` on one lock file per device (`gpu<ID>.lock` in MAPLE_GPU_LOCK_DIR, default
-<tmp>/maple-gpu-locks). The kernel drops a flock when the last descriptor of its open file closes, so a claim ends
-with its job however the job ends: normally, by an exception, or killed with SIGKILL; no stale claim survives.
+<tmp>/maple-gpu-locks, one subdirectory per SLURM allocation). The kernel drops a flock when the last descriptor of
+its open file closes, so a claim ends with its job however the job ends: normally, by an exception, or killed with
+SIGKILL; no stale claim survives.
 A claimed job's CUDA_VISIBLE_DEVICES names its devices only (and CUDA_DEVICE_ORDER=PCI_BUS_ID, so that the number
 in the log is nvidia-smi's), set before anything in the job touches CUDA.
 
@@ -142,7 +143,11 @@ def threads_per_gpu_job(setting, cores: int | None, gpu_slots: int | None, local
 
 
 def lock_dir(environ=os.environ) -> Path:
-    return Path(environ.get(LOCK_DIR_VARIABLE) or os.path.join(tempfile.gettempdir(), "maple-gpu-locks"))
+    """MAPLE_GPU_LOCK_DIR, else <tmp>/maple-gpu-locks; inside a SLURM allocation a subdirectory of its own (the
+    allocation's device numbers are its own: GPU 0 of one job is not GPU 0 of another job on the same node)."""
+    base = Path(environ.get(LOCK_DIR_VARIABLE) or os.path.join(tempfile.gettempdir(), "maple-gpu-locks"))
+    job = environ.get("SLURM_JOB_ID")
+    return base / f"slurm-{re.sub(r'[^0-9A-Za-z_]', '_', job)}" if job else base
 
 
 def _lock_name(device: str, fake: bool) -> str:
