@@ -6,6 +6,8 @@
    still finish the independent branches; after the fix, a rerun submits only the job that failed.
 2. The demo DAG (the reduced config of conftest.small_config) through the profile: every job a SLURM job, the GPU
    rules with a GPU, and the same scores as the local run of the same config.
+3. `gpu` a per-job resource in the profile: with `--resources gpu=1` two GPU jobs of one run run at the same time,
+   each with --gpus=1 and its own GPU of the node's two; with `--set-resource-scopes gpu=global` one after the other.
 """
 
 from __future__ import annotations
