@@ -2,6 +2,8 @@
 
   .venv/bin/python bench/finetune_throughput.py                     # CPU, the demo's tiny model and data
   .venv/bin/python bench/finetune_throughput.py --device cuda --arch llama-2-7b   # GPU, a random-init 7B shape
+  .venv/bin/python bench/finetune_throughput.py --device cuda --arch llama-2-7b --bits 4 --arms maple \
+      --max-seq-length 2048 --batching packed --gradient-checkpointing   # 4-bit QLoRA of the 7B alone (gpu_check.sh)
 
 Needs the demo's model and data (`snakemake results/models/tiny results/data/demo/train.jsonl`), or --base/--train.
 
@@ -30,7 +32,9 @@ bf16 matmuls of 4096..16384, timed with CUDA events). Model FLOPs of LoRA traini
                            maple's response-only loss, the only ones its fused LM head computes)
   12 * d_attn * layers per causal (query, key) pair of an example (QK^T and AV, forward 4, backward 8)
 (embedding lookups, norms, activations and optimiser steps not counted; gradient-checkpointing recomputation not
-counted, as model FLOPs utilisation does not). Random-init models are measured at bits 16 (no weights needed).
+counted, as model FLOPs utilisation does not). A random-init model at --bits 4 or 8 is saved once (bf16, in a temporary
+directory) and each arm loads it as the workflow loads a base, quantised by bitsandbytes while loading.
+--arms maple alone measures the workflow's finetune without a baseline (no ratios).
 """
 
 from __future__ import annotations
@@ -73,8 +77,10 @@ def finetune_params(
     epochs: float | None,
     max_steps: int | None,
     batching: str | None = None,
+    overrides: dict | None = None,
 ):
-    """FinetuneParams from a workflow config's finetune section (schema defaults for keys it leaves out)."""
+    """FinetuneParams from a workflow config's finetune section (schema defaults for keys it leaves out), with the
+    command line's overrides (max_seq_length, gradient_checkpointing, micro/effective batch size) on top."""
     import yaml
     from maple.training import FinetuneParams, micro_batch_for_attempt
 
@@ -89,6 +95,7 @@ def finetune_params(
         kwargs["max_steps"] = max_steps
     if batching is not None:
         kwargs["batching"] = batching
+    kwargs.update({k: v for k, v in (overrides or {}).items() if v is not None})
     params = FinetuneParams(
         rank=rank or section["ranks"][0], bits=bits, seed=config.get("seed", 1234) if seed is None else seed, **kwargs
     )
@@ -121,11 +128,29 @@ def load_model(args, params):
     if args.arch == "tiny":
         return load_base(args.base, params.bits)
     if params.bits != 16:
-        raise SystemExit("random-init architectures are measured at --bits 16")
+        return load_base(str(Path(args.model_cache) / args.arch), params.bits)
     tokenizer = AutoTokenizer.from_pretrained(args.base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return random_init_model(args.arch, tokenizer, args.device), tokenizer
+
+
+def save_random_init(args, directory: Path) -> Path:
+    """The random-init model of args.arch saved (bf16, with the tokenizer of args.base) for the arms to load quantised."""
+    import torch
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    out = directory / args.arch
+    model = random_init_model(args.arch, tokenizer, args.device)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return out
 
 
 def baseline_trainer(params, model, tokenizer, train_file: str, output_dir: str, micro_batch: int):
@@ -250,7 +275,9 @@ def run_arm(args) -> dict:
     from maple.training import build_trainer, peak_memory
 
     torch.set_num_threads(args.threads)
-    params = finetune_params(args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps, args.batching)
+    params = finetune_params(
+        args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps, args.batching, overrides(args)
+    )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     model, tokenizer = load_model(args, params)
@@ -276,6 +303,15 @@ def run_arm(args) -> dict:
         **model_flops(trainer.model, meter),
     }
     return result
+
+
+def overrides(args) -> dict:
+    return {
+        "max_seq_length": args.max_seq_length,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "micro_batch_size": args.micro_batch_size,
+        "effective_batch_size": args.effective_batch_size,
+    }
 
 
 def median(runs: list[dict], key: str):
@@ -313,6 +349,19 @@ def main() -> None:
         choices=("length_grouped", "packed", "padded"),
         help="the maple arm's batching (default: the config's)",
     )
+    parser.add_argument("--max-seq-length", type=int, help="tokens per example / packed row (default: the config's)")
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="recompute activations in the backward pass (default: the config's)",
+    )
+    parser.add_argument("--micro-batch-size", type=int, help="default: the config's")
+    parser.add_argument("--effective-batch-size", type=int, help="default: the config's")
+    parser.add_argument(
+        "--model-cache",
+        help="--arch at --bits 4/8: the directory the random-init model is saved in, reused where it is already there",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -338,8 +387,8 @@ def main() -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the children inherit it
     arms = [a for a in args.arms.split(",") if a]
     unknown = set(arms) - set(ARMS)
-    if unknown or "maple" not in arms or len(arms) < 2:
-        raise SystemExit(f"--arms: maple and at least one of {ARMS[1:]}; unknown: {sorted(unknown)}")
+    if unknown or "maple" not in arms:
+        raise SystemExit(f"--arms: maple, alone or with any of {ARMS[1:]}; unknown: {sorted(unknown)}")
     peak = None
     if args.device == "cuda":
         import torch
@@ -354,6 +403,15 @@ def main() -> None:
     forward = [a for a in sys.argv[1:]]
     runs: dict[str, list[dict]] = {a: [] for a in arms}
     with tempfile.TemporaryDirectory(prefix="bench-finetune-") as tmp:
+        if args.arch != "tiny" and args.bits != 16:
+            cache = Path(args.model_cache or tmp)
+            if not (cache / args.arch / "config.json").is_file():
+                print(
+                    f"saving a random-init {args.arch} in {cache} for the arms to load at bits {args.bits}", flush=True
+                )
+                save_random_init(args, cache)
+            if not args.model_cache:
+                forward += ["--model-cache", tmp]
         for repeat in range(args.repeats):
             order = arms if repeat % 2 == 0 else arms[::-1]
             for arm in order:
@@ -385,7 +443,9 @@ def main() -> None:
         }
         for arm, rs in runs.items()
     }
-    params = finetune_params(args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps, args.batching)
+    params = finetune_params(
+        args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps, args.batching, overrides(args)
+    )
     print(
         f"\nmedian of {args.repeats} runs per arm; {args.device}, model {args.arch} ({args.base}), data {args.train}, "
         f"rank {params.rank}, bits {params.bits}, effective batch {params.effective_batch_size}, "

@@ -6,10 +6,13 @@
    still finish the independent branches; after the fix, a rerun submits only the job that failed.
 2. The demo DAG (the reduced config of conftest.small_config) through the profile: every job a SLURM job, the GPU
    rules with a GPU, and the same scores as the local run of the same config.
+3. `gpu` a per-job resource in the profile: with `--resources gpu=1` two GPU jobs of one run run at the same time,
+   each with --gpus=1 and its own GPU of the node's two; with `--set-resource-scopes gpu=global` one after the other.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -248,3 +251,78 @@ def test_demo_dag_through_slurm_equals_local_run(slurm, small_run, tmp_path):
     on_slurm = pd.read_csv(workdir / "results" / "tables" / "scores.csv")
     local = pd.read_csv(local_dir / "results" / "tables" / "scores.csv")
     pd.testing.assert_frame_equal(on_slurm, local, check_exact=False, rtol=1e-9, atol=1e-12)
+
+
+GPU_PAIR_SNAKEFILE = textwrap.dedent(
+    r"""
+    rule all:
+        input:
+            expand("gpu_{i}.json", i=range(2)),
+
+
+    rule gpu_job:
+        output:
+            "gpu_{i}.json",
+        log:
+            "logs/gpu_{i}.log",
+        threads: 1
+        resources:
+            gpu=1,
+        shell:
+            "python JOB_PY {log} {output}"
+    """
+)
+
+# A GPU job through the workflow's own entry code (maple.jobs.logged_to with resources.gpu): under SLURM it keeps
+# the CUDA_VISIBLE_DEVICES SLURM set. It holds its GPU for a while, so that two jobs can be seen running together.
+GPU_PAIR_JOB = textwrap.dedent(
+    """
+    import json, os, sys, time
+    sys.path.insert(0, SCRIPTS_DIR)
+    from maple.jobs import logged_to
+
+    log, out = sys.argv[1:3]
+    with logged_to(log, gpus=1):
+        start = time.time()
+        time.sleep(8)
+        record = {k: os.environ.get(k, "unset") for k in ("SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES")}
+        record.update(start=start, end=time.time())
+    with open(out, "w") as f:
+        json.dump(record, f)
+    """
+)
+
+
+def run_gpu_pair(slurm, workdir: Path, *extra: str) -> list[dict]:
+    workdir.mkdir()
+    job = workdir / "job.py"
+    job.write_text(GPU_PAIR_JOB.replace("SCRIPTS_DIR", repr(str(REPO / "workflow" / "scripts"))))
+    (workdir / "Snakefile").write_text(GPU_PAIR_SNAKEFILE.replace("JOB_PY", str(job)))
+    cmd = profile_command(workdir, workdir / "Snakefile") + ["--resources", "gpu=1", *extra]
+    started = time.time()
+    result = subprocess.run(cmd, cwd=workdir, env=job_env(slurm.env), capture_output=True, text=True, timeout=600)
+    log = result.stdout + result.stderr
+    print(f"{' '.join(extra) or 'profile'}: {time.time() - started:.1f} s")
+    assert result.returncode == 0, f"{log[-6000:]}\n{slurm.logs()}"
+    records = [json.loads((workdir / f"gpu_{i}.json").read_text()) for i in range(2)]
+    for i, record in enumerate(records):
+        # the GPU SLURM gave the job (--gpus=1), kept as it is by the claiming code
+        assert re.search(
+            r"TresPerJob=\S*gres:gpu:1\b", slurm.run("scontrol", "show", "job", record["SLURM_JOB_ID"]).stdout
+        )
+        line = next(t for t in (workdir / "logs" / f"gpu_{i}.log").read_text().splitlines() if t.startswith("[maple]"))
+        assert f"CUDA_VISIBLE_DEVICES={record['CUDA_VISIBLE_DEVICES']} " in line and "(kept)" in line, line
+    assert records[0]["SLURM_JOB_ID"] != records[1]["SLURM_JOB_ID"]
+    return records
+
+
+def test_gpu_is_a_per_job_resource_with_the_profile(slurm, tmp_path):
+    """`--resources gpu=1` with the profile caps a job, not the cluster: the two GPU jobs of the run are running at
+    the same time, each with its own GPU of the node's two (--gpus=1 each). With the scope made global on purpose
+    (README: how a site caps the GPUs a study holds) the same command runs them one after the other."""
+    together = run_gpu_pair(slurm, tmp_path / "per_job")
+    assert max(r["start"] for r in together) < min(r["end"] for r in together), together
+    assert {r["CUDA_VISIBLE_DEVICES"] for r in together} == {"0", "1"}, together
+    capped = run_gpu_pair(slurm, tmp_path / "capped", "--set-resource-scopes", "gpu=global")
+    first, second = sorted(capped, key=lambda r: r["start"])
+    assert first["end"] <= second["start"], capped

@@ -9,8 +9,8 @@
 #
 # The configuration (slurm.conf, gres.conf) is written to STATE_DIR and copied to /etc/slurm, so that plain
 # `sinfo`/`sbatch`/`srun` work in any shell; STATE_DIR/env.sh exports SLURM_CONF as well.
-# One node named after `hostname -s`, with the CPUs and memory `slurmd -C` reports, one fake GPU
-# (gres.conf: File=/dev/null), partition `debug` (Default). No slurmdbd: MinJobAge=3600 keeps finished jobs
+# One node named after `hostname -s`, with the CPUs and memory `slurmd -C` reports, two fake GPUs
+# (gres.conf: File=/dev/null and File=/dev/zero), partition `debug` (Default). No slurmdbd: MinJobAge=3600 keeps finished jobs
 # visible to `squeue` for an hour, which is what the Snakemake SLURM executor's squeue status command needs.
 # Environment: SLURM_TEST_CTLD_PORT (6817), SLURM_TEST_SLURMD_PORT (6818), SLURM_TEST_START_TIMEOUT (60 s).
 set -euo pipefail
@@ -203,12 +203,14 @@ KillWait=5
 InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=60
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
-    # A gres without File= makes the node invalid; /dev/null stands in for /dev/nvidia0.
+    # A gres without File= makes the node invalid; /dev/null and /dev/zero stand in for /dev/nvidia0 and 1
+    # (without cgroups SLURM only names them: a job's CUDA_VISIBLE_DEVICES is the index of its GPU, 0 or 1).
     cat >"$STATE_DIR/gres.conf" <<EOF
-NodeName=$NODE Name=gpu File=/dev/null Count=1
+NodeName=$NODE Name=gpu File=/dev/null
+NodeName=$NODE Name=gpu File=/dev/zero
 EOF
     : >"$STATE_DIR/cgroup.conf"
     echo "export SLURM_CONF=$STATE_DIR/slurm.conf" >"$STATE_DIR/env.sh"

@@ -9,6 +9,7 @@ from snakemake.logging import logger
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from maple.finetune_params import micro_batch_for_attempt, rule_params  # noqa: E402
+from maple.devices import DeviceError, check_gpu_request, device_pool, threads_per_gpu_job  # noqa: E402
 from maple.figures import figures_for_study  # noqa: E402
 from maple.stage_versions import STAGE_VERSIONS  # noqa: E402
 from maple.study import BASE_VARIANT  # noqa: E402
@@ -34,6 +35,30 @@ CONDA_ENV = "../../envs/maple.yaml"
 # --cores (for SLURM jobs too, where --cores is the CPUs per job). Unlike `workflow.cores`, this needs no --cores
 # to parse, so `snakemake --report` and `--lint` work without one.
 ALL_CORES = 4096
+
+# GPUs (README, "GPUs"): on this machine, --resources gpu=N runs N GPU jobs at once, each on a device of its own
+# (maple.devices claims it when the job starts), so a GPU job gets its share of the cores (config gpu_job_threads,
+# "auto": --cores / N); asking for more GPUs than the machine has stops the run here. On SLURM each job is its own
+# allocation: every core of it (--cores), and SLURM picks the GPU. The SLURM profile makes `gpu` a per-job resource
+# (set-resource-scopes gpu=local): that marks a cluster run in a dry run too (-n swaps in a local executor).
+GPU_SLOTS = workflow.global_resources.get("gpu").value  # --resources gpu=N; None where not given
+ON_THIS_MACHINE = workflow.local_exec and not workflow.resource_scopes.is_local("gpu")
+if ON_THIS_MACHINE and workflow.is_main_process:
+    try:
+        _no_gpu = check_gpu_request(
+            GPU_SLOTS, max(STUDY.finetune_params["gpu"], STUDY.evaluation_params["gpu"])
+        )
+    except DeviceError as error:
+        raise WorkflowError(f"GPUs: {error}")
+    if _no_gpu:
+        logger.warning(_no_gpu)
+GPU_JOB_THREADS = threads_per_gpu_job(
+    config["gpu_job_threads"],
+    cores=workflow.global_resources.get("_cores").value,
+    gpu_slots=(GPU_SLOTS or len(device_pool())) if ON_THIS_MACHINE else None,
+    local=ON_THIS_MACHINE,
+    all_cores=ALL_CORES,
+)
 BUILT_MODELS = [alias for alias, m in STUDY.models.items() if m.build]
 FINETUNE_BENCHMARK = "benchmarks/finetune/{model}/{data}/r{rank}-q{bits}.tsv"
 EVALUATE_BENCHMARK = "benchmarks/evaluate/{model}/{variant}/{task}.tsv"

@@ -17,7 +17,7 @@ for _task in STUDY.tasks.values():
             EVALUATE_BENCHMARK.replace("{task}", _task.alias)
         conda:
             CONDA_ENV
-        threads: ALL_CORES
+        threads: GPU_JOB_THREADS
         resources:
             **job_resources(STUDY.evaluation_params),
         params:

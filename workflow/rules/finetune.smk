@@ -16,7 +16,7 @@ rule finetune:
     retries: STUDY.finetune_params["oom_retries"]
     conda:
         CONDA_ENV
-    threads: ALL_CORES
+    threads: GPU_JOB_THREADS
     resources:
         **job_resources(STUDY.finetune_params),
         micro_batch_size=get_finetune_micro_batch,

@@ -14,6 +14,7 @@ full samples (prompts, responses, filtered responses) go to a side JSONL file wh
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ PROVENANCE_FIELDS = (
     "batch_size",
     "batch_size_used",
     "device",
+    "cuda_visible_devices",  # the GPU(s) the job had (maple.devices claims them), None where unset
     "dtype",
     "software",
     "workflow_commit",  # software: lm_eval, transformers, peft, torch, ... versions
@@ -257,6 +259,7 @@ def evaluate_variant(
         "batch_size": batch_size,
         "batch_size_used": _batch_size_used(lm),
         "device": device_kind(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "dtype": str(compute_dtype()),
         "software": software_versions(),
         "workflow_commit": workflow_commit(),

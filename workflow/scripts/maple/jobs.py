@@ -1,4 +1,5 @@
-"""The thin layer between a Snakemake job and the pure functions: logging to the rule's log file and threads."""
+"""The thin layer between a Snakemake job and the pure functions: logging to the rule's log file, the GPU it runs
+on (maple.devices) and threads."""
 
 from __future__ import annotations
 
@@ -8,19 +9,37 @@ import socket
 import sys
 import traceback
 
+from .devices import claimed_devices
+
 # What a job's log states about where it ran: enough to tell which SLURM job and GPU it had. Names only these
 # variables, never the whole environment, so no token can reach a log.
 PLACEMENT_VARIABLES = ("SLURM_JOB_ID", "SLURM_CPUS_PER_TASK", "CUDA_VISIBLE_DEVICES")
 
 
-def placement() -> str:
+def placement(devices=None) -> str:
     values = " ".join(f"{name}={os.environ.get(name, 'unset')}" for name in PLACEMENT_VARIABLES)
-    return f"[maple] host={socket.gethostname()} {values}"
+    return f"[maple] host={socket.gethostname()} {values}" + (f" {devices.describe()}" if devices else "")
 
 
 @contextlib.contextmanager
-def logged_to(path: str | None):
-    """Send this process's stdout and stderr (Python and C level) to the rule's log file."""
+def logged_to(path: str | None, gpus: int | None = None):
+    """Send this process's stdout and stderr (Python and C level) to the rule's log file.
+
+    gpus: a GPU job's resources.gpu. The job then holds that many claimed devices (maple.devices) until it ends,
+    with CUDA_VISIBLE_DEVICES set to them before anything imports torch; the log's first line names them."""
+    with _redirected(path):
+        if gpus is None:
+            if path:
+                print(placement(), flush=True)
+            yield
+            return
+        with claimed_devices(gpus) as devices:
+            print(placement(devices), flush=True)
+            yield
+
+
+@contextlib.contextmanager
+def _redirected(path: str | None):
     if not path:
         yield
         return
@@ -31,7 +50,6 @@ def logged_to(path: str | None):
     with open(path, "a", encoding="utf-8") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-        print(placement(), flush=True)
         try:
             yield
         except BaseException:
