@@ -57,6 +57,8 @@ def get_evaluate_params(task_alias):
             "eval_files": eval_files,
             "num_fewshot": task.num_fewshot,
             "limit": task.limit,
+            # only with dataset_mirrors set, so that a config without them plans the jobs it always did
+            **({"mirrors": dict(STUDY.dataset_mirrors)} if STUDY.dataset_mirrors and task.source != "local" else {}),
         }
 
     return task_params

@@ -73,6 +73,7 @@ class TaskRun:
     eval_files: dict = field(default_factory=dict)  # lang -> held-out jsonl (local tasks)
     num_fewshot: int = 0
     limit: int | None = None
+    mirrors: dict = field(default_factory=dict)  # hub dataset id -> local mirror directory (maple.task_sources)
 
 
 def local_task_config(name: str, kind: str, data_file: str) -> dict:
@@ -164,20 +165,24 @@ def evaluate_variant(
     from lm_eval.tasks import TaskManager
     from lm_eval.utils import handle_non_serializable
 
+    from . import task_sources
+
     started = time.time()
     model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code)
     loaded = time.time()
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=trust_remote_code)
 
     with tempfile.TemporaryDirectory(prefix="maple-tasks-") as task_dir:
-        # lm_eval tasks: lm-eval's own, plus the task YAMLs this repo ships for languages lm-eval lacks. Local tasks:
-        # only the YAMLs written here; indexing lm-eval's thousands of task files would cost seconds per job.
+        # lm_eval tasks: lm-eval's own, plus the task YAMLs this repo ships (staged with their data source resolved,
+        # as are tasks whose dataset has a local mirror: maple.task_sources). Local tasks: only the YAMLs written
+        # here; indexing lm-eval's thousands of task files would cost seconds per job.
+        names = [task.lm_eval_names[lang] for lang in score_files]
         if task.source == "local":
             write_local_tasks(task, prompt_format, tokenizer, Path(task_dir))
             task_manager = TaskManager(include_path=[task_dir], include_defaults=False)
         else:
-            task_manager = TaskManager(include_path=[str(SHIPPED_TASKS)])
-        names = [task.lm_eval_names[lang] for lang in score_files]
+            staged = Path(task_dir) / "staged"
+            task_manager = task_sources.task_manager(names, staged, shipped_dir=SHIPPED_TASKS, mirrors=task.mirrors)
         results = lm_eval.simple_evaluate(
             model=lm,
             tasks=names,
