@@ -319,3 +319,61 @@ def test_generated_task_files_are_up_to_date(tmp_path):
         assert len(written) >= 11, family
         shipped = {p.name: p.read_text(encoding="utf-8") for p in (SHIPPED / family).glob("maple_*.yaml")}
         assert written == shipped, family
+
+
+def test_hub_source_is_the_parquet_conversion_of_one_config(tmp_path, monkeypatch):
+    """Without a mirror, a staged shipped task asks datasets for the hub id at refs/convert/parquet with its one
+    config's data files (captured at datasets.load_dataset; the hub is never reached)."""
+    import datasets
+
+    calls = []
+
+    def capture(*args, **kwargs):
+        calls.append(kwargs)
+        raise ConnectionError("stand-in: no hub in tests")
+
+    monkeypatch.setattr(datasets, "load_dataset", capture)
+    manager = task_sources.task_manager(["maple_mlqa_de_de"], tmp_path, shipped_dir=SHIPPED)
+    with pytest.raises(ConnectionError):
+        manager.load(["maple_mlqa_de_de"])
+    assert calls == [
+        {
+            "path": "facebook/mlqa",
+            "name": None,
+            "revision": "refs/convert/parquet",
+            "data_files": {"validation": "mlqa.de.de/validation/*.parquet", "test": "mlqa.de.de/test/*.parquet"},
+        }
+    ]
+
+
+def test_evaluation_job_reads_the_mirror(mirrors, tmp_path):
+    """The evaluation job's hook (maple.evaluation.evaluate_variant): a tiny model on a shipped task whose dataset
+    has a mirror; the score file's lm-eval config names the mirror."""
+    import json
+
+    from maple.evaluation import TaskRun, evaluate_variant
+    from tiny_models import build_tiny_llama
+
+    model = build_tiny_llama(tmp_path / "model")
+    task = TaskRun(
+        alias="xstorycloze",
+        source="lm_eval",
+        kind=None,
+        metric="acc",
+        lm_eval_names={"eu": "maple_xstorycloze_eu"},
+        mirrors={"juletxara/xstory_cloze": mirrors["juletxara/xstory_cloze"]},
+    )
+    score_file = tmp_path / "eu.json"
+    evaluate_variant(
+        model_alias="tiny",
+        variant="base",
+        base_source=model,
+        adapter_dir=None,
+        bits=16,
+        task=task,
+        score_files={"eu": score_file},
+        batch_size=4,
+    )
+    score = json.loads(score_file.read_text())
+    assert score["n"] == 4 and 0.0 <= score["value"] <= 1.0
+    assert score["lm_eval"]["config"]["dataset_path"] == str(Path(mirrors["juletxara/xstory_cloze"]).resolve())
