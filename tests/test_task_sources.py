@@ -377,3 +377,38 @@ def test_evaluation_job_reads_the_mirror(mirrors, tmp_path):
     score = json.loads(score_file.read_text())
     assert score["n"] == 4 and 0.0 <= score["value"] <= 1.0
     assert score["lm_eval"]["config"]["dataset_path"] == str(Path(mirrors["juletxara/xstory_cloze"]).resolve())
+
+
+def test_each_task_gets_only_the_mirrors_it_reads():
+    """An evaluation job's params hold the dataset_mirrors its task reads, so a mirror added for one dataset reruns
+    only the jobs that read it (worked out from the YAMLs as text: planning imports no lm-eval)."""
+    from maple.config import resolve_study
+
+    mirrors = {"facebook/mlqa": "/m/mlqa", "cambridgeltl/xcopa": "/m/xcopa", "tatsu-lab/alpaca": "/m/alpaca"}
+    tasks = resolve_study(study()).tasks
+    used = {
+        alias: task_sources.task_mirrors(
+            list(task.lm_eval_names.values()), mirrors, shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir()
+        )
+        for alias, task in tasks.items()
+    }
+    assert used == {
+        "belebele": {},
+        "xcopa": {"cambridgeltl/xcopa": "/m/xcopa"},
+        "xnli": {},
+        "xstorycloze": {},
+        "xquad": {},
+        "mlqa": {"facebook/mlqa": "/m/mlqa"},
+        "xlsum": {},
+    }
+    assert task_sources.task_mirrors(["xcopa_et"], {}, shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir()) == {}
+
+
+def test_study_with_mirrors_plans_offline(tmp_path):
+    """config/maple.yaml with dataset_mirrors set still plans, offline, the same jobs."""
+    from conftest import planned_jobs, write_config
+
+    mirrors = {hub_id: str(tmp_path / "mirrors" / hub_id) for hub_id in ("facebook/mlqa", "tatsu-lab/alpaca")}
+    config = write_config(tmp_path / "work", {**study(), "dataset_mirrors": mirrors})
+    jobs = planned_jobs(tmp_path / "work", config=config)
+    assert sum(jobs.values()) == 597 and jobs["evaluate_mlqa"] == 74

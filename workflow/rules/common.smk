@@ -116,3 +116,29 @@ def plotted_models():
     if not ALLOW_MISSING:
         return list(STUDY.models)
     return [m for m in STUDY.models if any(v != BASE_VARIANT and mm == m for mm, v, _ in STUDY.evaluations())]
+
+
+_TASK_MIRRORS = {}
+
+
+def task_dataset_mirrors(task):
+    """The dataset_mirrors entries a source: lm_eval task reads (maple.task_sources), worked out once per task from
+    the task YAMLs as text; all of them where lm-eval is not installed here. {} without dataset_mirrors."""
+    if not STUDY.dataset_mirrors or task.source != "lm_eval":
+        return {}
+    if task.alias not in _TASK_MIRRORS:
+        from maple.config import lm_eval_tasks_dir
+        from maple.task_sources import task_mirrors
+
+        builtin = lm_eval_tasks_dir()
+        _TASK_MIRRORS[task.alias] = (
+            task_mirrors(
+                list(task.lm_eval_names.values()),
+                STUDY.dataset_mirrors,
+                shipped_dir=os.path.join(workflow.basedir, "workflow", "resources", "lm_eval_tasks"),
+                lm_eval_dir=builtin,
+            )
+            if builtin is not None
+            else dict(STUDY.dataset_mirrors)
+        )
+    return _TASK_MIRRORS[task.alias]

@@ -41,6 +41,7 @@ def get_evaluate_input(task_alias):
 def get_evaluate_params(task_alias):
     task = STUDY.tasks[task_alias]
     subdir = "eval_mc" if task.kind == "multiple_choice" else "eval_gen"
+    mirrors = task_dataset_mirrors(task)
 
     def task_params(wildcards):
         eval_files = (
@@ -57,8 +58,9 @@ def get_evaluate_params(task_alias):
             "eval_files": eval_files,
             "num_fewshot": task.num_fewshot,
             "limit": task.limit,
-            # only with dataset_mirrors set, so that a config without them plans the jobs it always did
-            **({"mirrors": dict(STUDY.dataset_mirrors)} if STUDY.dataset_mirrors and task.source != "local" else {}),
+            # the dataset_mirrors this task reads; only when there are some, so that a config without them plans
+            # the jobs it always did
+            **({"mirrors": mirrors} if mirrors else {}),
         }
 
     return task_params

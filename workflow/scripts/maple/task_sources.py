@@ -32,6 +32,7 @@ and every data backend that reads it (hub: `dataset`, translate: `seed_data`), r
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -174,14 +175,50 @@ _TASK_LINE = re.compile(r"^task:\s*[\"']?([^\s\"'#\[\]]+)", re.MULTILINE)
 
 def builtin_task_files(names, lm_eval_dir: str | os.PathLike) -> dict[str, Path]:
     """Task name -> the lm-eval YAML that defines it (its `task:` line), for the names asked for."""
-    wanted, found = set(names), {}
+    index = _builtin_index(str(lm_eval_dir))
+    return {name: index[name] for name in dict.fromkeys(names) if name in index}
+
+
+@functools.lru_cache(maxsize=4)
+def _builtin_index(lm_eval_dir: str) -> dict[str, Path]:
+    found: dict[str, Path] = {}
     for path in sorted(Path(lm_eval_dir).rglob("*.yaml")):
-        if "__pycache__" in path.parts:
-            continue
-        for name in _TASK_LINE.findall(path.read_text(encoding="utf-8", errors="replace")):
-            if name in wanted and name not in found:
-                found[name] = path.resolve()
+        if "__pycache__" not in path.parts:
+            for name in _TASK_LINE.findall(path.read_text(encoding="utf-8", errors="replace")):
+                found.setdefault(name, path.resolve())
     return found
+
+
+def plain_config(path: str | os.PathLike, lm_eval_dir: str | os.PathLike, _depth: int = 0) -> dict:
+    """A task YAML merged with its includes (`lm_eval:` ones too) without importing lm-eval, `!function` values
+    kept as strings: enough to tell where a task's data comes from when planning."""
+    if _depth > 10:
+        raise TaskSourceError(f"{path}: includes nested too deep")
+    path = Path(path)
+    raw = read_task_yaml(path)
+    includes = raw.pop("include", None) or []
+    merged: dict = {}
+    for include in [includes] if isinstance(includes, str) else includes:
+        inc = plain_config(resolve_include(include, path.parent, lm_eval_dir), lm_eval_dir, _depth + 1)
+        inc.pop("task_list", None)
+        merged.update(inc)
+    merged.update(raw)
+    return merged
+
+
+def task_datasets(names, *, shipped_dir: str | os.PathLike, lm_eval_dir: str | os.PathLike) -> dict[str, str]:
+    """Task name -> the dataset_path it reads, for the shipped and built-in tasks found among names."""
+    shipped = shipped_task_files(shipped_dir)
+    files = {**builtin_task_files([n for n in names if n not in shipped], lm_eval_dir), **shipped}
+    return {n: plain_config(files[n], lm_eval_dir).get("dataset_path") for n in names if n in files}
+
+
+def task_mirrors(names, mirrors: dict | None, *, shipped_dir, lm_eval_dir) -> dict[str, str]:
+    """The entries of `mirrors` that some task of names reads (what an evaluation job of those tasks needs)."""
+    if not mirrors:
+        return {}
+    used = set(task_datasets(names, shipped_dir=shipped_dir, lm_eval_dir=lm_eval_dir).values())
+    return {hub_id: path for hub_id, path in mirrors.items() if hub_id in used}
 
 
 def merged_config(path: str | os.PathLike) -> dict:
