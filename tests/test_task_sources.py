@@ -412,3 +412,48 @@ def test_study_with_mirrors_plans_offline(tmp_path):
     config = write_config(tmp_path / "work", {**study(), "dataset_mirrors": mirrors})
     jobs = planned_jobs(tmp_path / "work", config=config)
     assert sum(jobs.values()) == 597 and jobs["evaluate_mlqa"] == 74
+
+
+def test_hub_backend_reads_data_files_past_a_loading_script(monkeypatch):
+    """The hub backend's data_files: Bactrian-X's data/<lang>.json.gz (its repository holds a loading script) read
+    with the packaged json builder through an hf:// path; the parquet conversion likewise, its revision quoted as
+    huggingface_hub parses it. datasets.load_dataset is a stand-in here: the hub is never reached."""
+    import datasets
+    from huggingface_hub.utils import parse_hf_uri
+    from maple.data import hub
+
+    calls = []
+
+    def stand_in(path, name=None, split=None, **kwargs):
+        calls.append({"path": path, "split": split, **kwargs})
+        lang = kwargs["data_files"][split].split("/")[-1][:2]
+        rows = [
+            {"instruction": f"{lang} Frage {i}", "input": "", "id": str(i), "output": f"Antwort {i}"} for i in range(4)
+        ]
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", stand_in)
+    languages = {lang: {"name": lang, "script": "Latn", "codes": {"bactrian_x": lang}} for lang in ("de", "ru")}
+    spec = {
+        "backend": "hub",
+        "dataset": "MBZUAI/Bactrian-X",
+        "code_key": "bactrian_x",
+        "data_files": "data/{subset}.json.gz",
+        "n_per_language": 2,
+    }
+    records = hub.build(spec, languages, seed=1)
+    assert len(records) == 4 and {r["source"] for r in records} == {"hub:MBZUAI/Bactrian-X"}
+    assert [(c["path"], c["data_files"]) for c in calls] == [
+        ("json", {"train": "hf://datasets/MBZUAI/Bactrian-X@main/data/de.json.gz"}),
+        ("json", {"train": "hf://datasets/MBZUAI/Bactrian-X@main/data/ru.json.gz"}),
+    ]
+
+    url = task_sources.hub_file_url("MBZUAI/Bactrian-X", "refs/convert/parquet", "de/train/*.parquet")
+    assert url == "hf://datasets/MBZUAI/Bactrian-X@refs%2Fconvert%2Fparquet/de/train/*.parquet"
+    parsed = parse_hf_uri(url)
+    assert (parsed.id, parsed.revision, parsed.path_in_repo) == (
+        "MBZUAI/Bactrian-X",
+        "refs/convert/parquet",
+        "de/train/*.parquet",
+    )
+    assert task_sources.data_file_builder("de/train/*.parquet") == "parquet"

@@ -121,6 +121,7 @@ def mirror_data_spec(spec: dict, mirrors: dict | None) -> dict:
         new = {**spec, "dataset": str(root if has_subsets else root / DEFAULT_CONFIG)}
         new.setdefault("source", f"hub:{hub_id}")
         new.pop("revision", None)
+        new.pop("data_files", None)  # the mirror is laid out as the parquet conversion
         return new
     if backend == "translate" and spec.get("seed_data") in mirrors:
         root = Path(os.path.expanduser(str(mirrors[spec["seed_data"]])))
@@ -128,6 +129,29 @@ def mirror_data_spec(spec: dict, mirrors: dict | None) -> dict:
         new["seed_data"] = str(root / (spec.get("seed_subset") or DEFAULT_CONFIG))
         return new
     return dict(spec)
+
+
+def hub_file_url(hub_id: str, revision: str | None, path: str) -> str:
+    """hf://datasets/<id>@<revision>/<path>, the revision quoted as the hub's own parquet-export URLs are
+    (refs%2Fconvert%2Fparquet). Read through a packaged builder (json, parquet ...), such a path never meets the
+    repository's loading script, which datasets checks for only when given the hub id."""
+    from urllib.parse import quote
+
+    return f"hf://datasets/{hub_id}@{quote(revision or 'main', safe='')}/{path.lstrip('/')}"
+
+
+DATA_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+
+
+def data_file_builder(path: str) -> str:
+    """The packaged datasets builder of a data file path or pattern (compression suffixes ignored)."""
+    name = path.lower()
+    for compression in (".gz", ".bz2", ".xz", ".zst", ".zip"):
+        name = name.removesuffix(compression)
+    for suffix, builder in DATA_FILE_BUILDERS.items():
+        if name.endswith(suffix):
+            return builder
+    raise TaskSourceError(f"data_files {path!r}: expected a .json(l)/.csv/.tsv/.parquet path (optionally compressed)")
 
 
 # --- Task files -----------------------------------------------------------------------------------------------------
