@@ -17,7 +17,10 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .task_sources import mirror_data_spec
+if __package__:
+    from .task_sources import mirror_data_spec
+else:  # run as a script (python workflow/scripts/maple/config.py CONFIG): its directory is on sys.path
+    from task_sources import mirror_data_spec
 
 BASE_VARIANT = "base"
 LOCAL_TASK_KINDS = ("multiple_choice", "generate")
