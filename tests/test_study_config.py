@@ -7,7 +7,6 @@ connection, host lookup or import of a model library, and lm-eval's task files a
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -253,12 +252,19 @@ def builtin_tasks() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def shipped_tasks() -> dict[str, Path]:
-    """The tasks this repo ships, indexed as lm-eval's TaskManager indexes its include_path."""
+def shipped_tasks(tmp_path_factory) -> dict[str, Path]:
+    """The tasks this repo ships, as the evaluation job stages them (maple.task_sources), indexed as lm-eval's
+    TaskManager indexes its include_path."""
     from lm_eval.tasks._index import Kind, TaskIndex
+    from maple import task_sources
 
-    index = TaskIndex.build([SHIPPED_TASKS])
-    return {name: entry.yaml_path for name, entry in index.items() if entry.kind == Kind.TASK}
+    names = task_sources.shipped_task_files(SHIPPED_TASKS)
+    staged = tmp_path_factory.mktemp("staged")
+    task_sources.stage_tasks(names, staged, shipped_dir=SHIPPED_TASKS, lm_eval_dir=lm_eval_tasks_dir())
+    index = TaskIndex.build([staged])
+    found = {name: entry.yaml_path for name, entry in index.items() if entry.kind == Kind.TASK}
+    assert set(found) == set(names)
+    return found
 
 
 def task_config(path: Path) -> dict:
@@ -352,11 +358,17 @@ def test_xlsum_task_files_are_consistent(shipped_tasks):
     assert len(files) == 45  # every XL-Sum language config
     for path in files:
         cfg = task_config(path)
-        assert cfg["task"] == f"maple_xlsum_{cfg['dataset_name']}" == path.stem
+        config = path.stem.removeprefix("maple_xlsum_")
+        # the hub's parquet conversion of one config (csebuetnlp/xlsum's default branch holds a loading script)
+        assert cfg["task"] == path.stem and cfg.get("dataset_name") is None
         assert cfg["dataset_path"] == "csebuetnlp/xlsum"
+        assert cfg["dataset_kwargs"] == {
+            "revision": "refs/convert/parquet",
+            "data_files": {split: f"{config}/{split}/*.parquet" for split in ("validation", "test")},
+        }
         assert cfg["output_type"] == "generate_until"
         assert [m["metric"] for m in cfg["metric_list"]] == ["rougeL"]
-        assert shipped_tasks[cfg["task"]] == path
+        assert task_config(shipped_tasks[cfg["task"]]) == cfg
     codes = {
         facts["codes"]["xlsum"] for facts in load_study()["languages"].values() if "xlsum" in facts.get("codes", {})
     }
@@ -387,10 +399,12 @@ def test_xlsum_rouge_works_in_every_script():
 
 
 def test_xlsum_task_runs_through_lm_eval(tmp_path):
-    """The shipped task, pointed at a local JSON copy, through lm_eval.simple_evaluate with a stand-in LM."""
+    """The shipped task, its dataset pointed at a local copy laid out as the hub's parquet conversion
+    (dataset_mirrors), through lm_eval.simple_evaluate with a stand-in LM."""
     import lm_eval
+    from datasets import Dataset
     from lm_eval.api.model import LM
-    from lm_eval.tasks import TaskManager
+    from maple import task_sources
 
     rows = [
         {
@@ -402,22 +416,13 @@ def test_xlsum_task_runs_through_lm_eval(tmp_path):
         }
         for i in range(4)
     ]
-    data = tmp_path / "swahili.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    cfg = yaml.safe_load((XLSUM_DIR / "maple_xlsum_swahili.yaml").read_text(encoding="utf-8"))
-    cfg.update(
-        include=str(XLSUM_DIR / cfg["include"]),
-        task="local_xlsum_swahili",
-        dataset_path="json",
-        dataset_name=None,
-        dataset_kwargs={"data_files": {"test": str(data)}},
-        training_split=None,
-        validation_split=None,
-        fewshot_split=None,
+    mirror = tmp_path / "xlsum"
+    for split in ("validation", "test"):
+        (mirror / "swahili" / split).mkdir(parents=True)
+        Dataset.from_list(rows).to_parquet(str(mirror / "swahili" / split / "0000.parquet"))
+    manager = task_sources.task_manager(
+        ["maple_xlsum_swahili"], tmp_path / "tasks", shipped_dir=SHIPPED_TASKS, mirrors={"csebuetnlp/xlsum": mirror}
     )
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "local_xlsum_swahili.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
 
     prompts = []
 
@@ -433,13 +438,10 @@ def test_xlsum_task_runs_through_lm_eval(tmp_path):
             return [" Habari ya leo namba 1"] * len(requests)
 
     results = lm_eval.simple_evaluate(
-        model=Echo(),
-        tasks=["local_xlsum_swahili"],
-        log_samples=True,
-        task_manager=TaskManager(include_path=[str(tasks)]),
+        model=Echo(), tasks=["maple_xlsum_swahili"], log_samples=True, task_manager=manager
     )
-    scores = results["results"]["local_xlsum_swahili"]
-    per_doc = {s["doc_id"]: s["rougeL"] for s in results["samples"]["local_xlsum_swahili"]}
+    scores = results["results"]["maple_xlsum_swahili"]
+    per_doc = {s["doc_id"]: s["rougeL"] for s in results["samples"]["maple_xlsum_swahili"]}
     assert per_doc[1] == pytest.approx(1.0)
     assert all(0.0 < v < 1.0 for d, v in per_doc.items() if d != 1)
     assert scores["rougeL,none"] == pytest.approx(sum(per_doc.values()) / 4)

@@ -13,7 +13,8 @@ from maple.devices import DeviceError, check_gpu_request, device_pool, threads_p
 from maple.figures import figures_for_study  # noqa: E402
 from maple.stage_versions import STAGE_VERSIONS  # noqa: E402
 from maple.study import BASE_VARIANT  # noqa: E402
-from maple.validation import ConfigError, checked_study  # noqa: E402
+from maple.task_sources import task_mirrors  # noqa: E402
+from maple.validation import ConfigError, checked_study, lm_eval_tasks_dir  # noqa: E402
 
 # Validation, before any job starts (README, "Reruns, faults and bad configs"; maple.validation.checked_study): each
 # config file strictly, the config against the schema (one line per error), the schema's defaults, the cross-key
@@ -45,9 +46,7 @@ GPU_SLOTS = workflow.global_resources.get("gpu").value  # --resources gpu=N; Non
 ON_THIS_MACHINE = workflow.local_exec and not workflow.resource_scopes.is_local("gpu")
 if ON_THIS_MACHINE and workflow.is_main_process:
     try:
-        _no_gpu = check_gpu_request(
-            GPU_SLOTS, max(STUDY.finetune_params["gpu"], STUDY.evaluation_params["gpu"])
-        )
+        _no_gpu = check_gpu_request(GPU_SLOTS, max(STUDY.finetune_params["gpu"], STUDY.evaluation_params["gpu"]))
     except DeviceError as error:
         raise WorkflowError(f"GPUs: {error}")
     if _no_gpu:
@@ -229,6 +228,7 @@ def get_evaluate_task(task_alias):
     """The evaluation job's TaskRun fields (maple.evaluation.TaskRun)."""
     task = STUDY.tasks[task_alias]
     subdir = "eval_mc" if task.kind == "multiple_choice" else "eval_gen"
+    mirrors = task_dataset_mirrors(task)
     eval_files = (
         {lang: f"{R}/data/{task.dataset}/eval/{subdir}/{lang}.jsonl" for lang in task.languages}
         if task.source == "local"
@@ -243,7 +243,33 @@ def get_evaluate_task(task_alias):
         "eval_files": eval_files,
         "num_fewshot": task.num_fewshot,
         "limit": task.limit,
+        # the dataset_mirrors this task reads; only when there are some, so that a config without them plans the
+        # jobs it always did
+        **({"mirrors": mirrors} if mirrors else {}),
     }
+
+
+_TASK_MIRRORS = {}
+
+
+def task_dataset_mirrors(task):
+    """The dataset_mirrors entries a source: lm_eval task reads (maple.task_sources), worked out once per task from
+    the task YAMLs as text; all of them where lm-eval is not installed here. {} without dataset_mirrors."""
+    if not STUDY.dataset_mirrors or task.source != "lm_eval":
+        return {}
+    if task.alias not in _TASK_MIRRORS:
+        builtin = lm_eval_tasks_dir()
+        _TASK_MIRRORS[task.alias] = (
+            task_mirrors(
+                list(task.lm_eval_names.values()),
+                STUDY.dataset_mirrors,
+                shipped_dir=os.path.join(workflow.basedir, "workflow", "resources", "lm_eval_tasks"),
+                lm_eval_dir=builtin,
+            )
+            if builtin is not None
+            else dict(STUDY.dataset_mirrors)
+        )
+    return _TASK_MIRRORS[task.alias]
 
 
 def get_variant_bits(wildcards):

@@ -74,6 +74,7 @@ class TaskRun:
     eval_files: dict = field(default_factory=dict)  # lang -> held-out jsonl (local tasks)
     num_fewshot: int = 0
     limit: int | None = None
+    mirrors: dict = field(default_factory=dict)  # hub dataset id -> local mirror directory (maple.task_sources)
 
 
 def local_task_config(name: str, kind: str, data_file: str) -> dict:
@@ -148,17 +149,22 @@ def run_lm_eval(lm, tokenizer, task: TaskRun, languages, prompt_format: str, see
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    from . import task_sources
+
     with tempfile.TemporaryDirectory(prefix="maple-tasks-") as task_dir:
-        # lm_eval tasks: lm-eval's own, plus the task YAMLs this repo ships for languages lm-eval lacks. Local tasks:
-        # only the YAMLs written here; indexing lm-eval's thousands of task files would cost seconds per job.
+        # lm_eval tasks: lm-eval's own, plus the task YAMLs this repo ships (staged with their data source resolved,
+        # as are tasks whose dataset has a local mirror: maple.task_sources). Local tasks: only the YAMLs written
+        # here; indexing lm-eval's thousands of task files would cost seconds per job.
+        names = [task.lm_eval_names[lang] for lang in languages]
         if task.source == "local":
             write_local_tasks(task, prompt_format, tokenizer, Path(task_dir))
             task_manager = TaskManager(include_path=[task_dir], include_defaults=False)
         else:
-            task_manager = TaskManager(include_path=[str(SHIPPED_TASKS)])
+            staged = Path(task_dir) / "staged"
+            task_manager = task_sources.task_manager(names, staged, shipped_dir=SHIPPED_TASKS, mirrors=task.mirrors)
         return lm_eval.simple_evaluate(
             model=lm,
-            tasks=[task.lm_eval_names[lang] for lang in languages],
+            tasks=names,
             num_fewshot=task.num_fewshot,
             limit=task.limit,
             task_manager=task_manager,

@@ -8,6 +8,8 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 
+from .task_sources import mirror_data_spec
+
 BASE_VARIANT = "base"
 LOCAL_TASK_KINDS = ("multiple_choice", "generate")
 DEFAULT_METRIC = {"multiple_choice": "acc", "generate": "exact_match"}
@@ -70,6 +72,8 @@ class Study:
     data_seeds: dict[str, int] = field(default_factory=dict)
     # allow_missing: only these (model, variant, task) evaluations are part of the run (None: all of the grid).
     finished_evaluations: frozenset | None = None
+    # hub dataset id -> local mirror directory (dataset_mirrors; maple.task_sources).
+    dataset_mirrors: dict[str, str] = field(default_factory=dict)
 
     def data_seed(self, data: str) -> int:
         return self.data_seeds.get(data, self.seed)
@@ -209,6 +213,7 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
         models[alias] = model
 
     seed = int(config["seed"])
+    mirrors = dict(config.get("dataset_mirrors") or {})
     datasets, data_seeds = {}, {}
     for name, spec in config["datasets"].items():
         for lang in spec["languages"]:
@@ -219,7 +224,7 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
         # The data seed travels as its own param: the spec without it, so that writing the global seed out
         # explicitly reruns nothing.
         data_seeds[name] = int(spec.get("seed", seed))
-        datasets[name] = {k: v for k, v in spec.items() if k != "seed"}
+        datasets[name] = mirror_data_spec({k: v for k, v in spec.items() if k != "seed"}, mirrors)
 
     for key in ("ranks", "bits"):
         _require(len(finetune[key]) > 0, f"finetune.{key}: expected a non-empty list")
@@ -266,4 +271,5 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
         evaluation_params={k: v for k, v in config["evaluation"].items() if k != "tasks"},
         tiny_model=config["tiny_model"],
         data_seeds=data_seeds,
+        dataset_mirrors=mirrors,
     )

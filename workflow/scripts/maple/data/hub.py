@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..hub_access import LOCAL_DATA_SUFFIXES, HubAccessError, is_saved_dataset, load_dataset
 from ..records import check_record
+from ..task_sources import DEFAULT_CONFIG, data_file_builder, hub_file_url
 from .filters import RecordFilter, SpecError, language_code, language_seed, n_per_language, spec_value
 
 BACKEND = "hub"
@@ -29,12 +30,18 @@ FILTER_DEFAULTS = {"dedup": True, "min_chars": 1, "max_chars": None, "script_fil
 CHUNK = 256
 
 
-def load_subset(source: str, subset: str | None, split: str, revision: str | None, trust_remote_code: bool):
+def load_subset(
+    source: str, subset: str | None, split: str, revision: str | None, trust_remote_code: bool, data_files=None
+):
     """One split of one subset of the dataset, as a datasets.Dataset."""
     import datasets
 
     kind = "dataset" if subset is None else f"dataset subset {subset!r} of"
     local = Path(os.path.expanduser(source))
+    if data_files and not local.exists():
+        path = data_files.format(subset=subset or DEFAULT_CONFIG, split=split)
+        url = hub_file_url(source, revision, path)
+        return load_dataset(data_file_builder(path), None, split, data_files={split: url}, kind=f"{kind} {url}")
     if local.is_dir() and subset is not None and not is_saved_dataset(local):
         entry = local / subset
         if entry.exists():
@@ -77,6 +84,7 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
     code_key = spec_value(spec, "code_key", BACKEND, None, str)
     split = spec_value(spec, "split", BACKEND, "train", str)
     revision = spec_value(spec, "revision", BACKEND, None, str)
+    data_files = spec_value(spec, "data_files", BACKEND, None, str)
     trust = spec_value(spec, "trust_remote_code", BACKEND, False, bool)
     columns = {f: f for f in FIELDS}
     explicit = spec_value(spec, "columns", BACKEND, {}, dict)
@@ -99,7 +107,7 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
                 f"and {{lang}} ({exc})"
             ) from None
         if subset not in cache:
-            cache[subset] = load_subset(source_name, subset, split, revision, trust)
+            cache[subset] = load_subset(source_name, subset, split, revision, trust, data_files)
         data = cache[subset]
         names = set(data.column_names)
         for field in FIELDS:

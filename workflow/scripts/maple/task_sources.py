@@ -1,0 +1,339 @@
+"""Where the data of each lm-eval task and hub dataset comes from: the hub's parquet conversion, or a local mirror.
+
+`datasets` 4 and later (we pin 5.2) refuse loading scripts, and several hub datasets the study reads keep one on
+their default branch (csebuetnlp/xlsum, facebook/mlqa, juletxara/xstory_cloze). The hub keeps an automatic parquet
+conversion of them at revision `refs/convert/parquet`, laid out as `{config}/{split}/{NNNN}.parquet` with no loading
+script and no README. `load_dataset(path, name, revision="refs/convert/parquet")` does not select one config there:
+with no README, datasets infers a single "default" config whose splits are guessed from the directory names across
+all configs (and `eval` is read as `test`). So a task reads the conversion through explicit data files, relative
+to the dataset's root:
+
+    dataset_path: facebook/mlqa          # unchanged: the hub id
+    dataset_name: null                   # the config is a directory now
+    dataset_kwargs:
+      revision: refs/convert/parquet
+      data_files: {test: mlqa.ar.ar/test/*.parquet, validation: mlqa.ar.ar/validation/*.parquet}
+
+(`parquet_source`). The same data files resolve against a local mirror directory laid out the same way, so pointing
+a task at a mirror changes only `dataset_path` (the directory) and drops the revision (`mirror_source`).
+
+Shipped task YAMLs (workflow/resources/lm_eval_tasks/<family>/) that wrap one of lm-eval's own tasks name it with
+`include: lm_eval:<path under lm_eval/tasks>` and change only the data source, so prompts, splits and metrics stay
+lm-eval's. lm-eval resolves an include relative to the including file, so such a file is not loadable as it stands:
+`stage_tasks` writes, per requested task, a YAML into a job's scratch directory whose include is an absolute path
+(lm-eval's installed file, or the shipped file) and whose data source is redirected to a mirror where the config's
+`dataset_mirrors` names one; `task_manager` indexes them for lm-eval.
+
+`dataset_mirrors` (config key): hub dataset id -> local directory laid out as the parquet conversion
+(`{config}/{split}/*.parquet`; `default/` for a dataset without configs). Every task whose dataset_path is that id,
+and every data backend that reads it (hub: `dataset`, translate: `seed_data`), reads the mirror instead
+(`mirror_data_spec`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+PARQUET_REVISION = "refs/convert/parquet"
+LM_EVAL_INCLUDE = "lm_eval:"  # include: lm_eval:<path relative to lm_eval/tasks>
+SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
+DEFAULT_CONFIG = "default"  # the parquet conversion's config directory for a dataset without configs
+
+# Hub datasets of the study whose default branch holds a loading script (issue 13; lm-eval issue #3171), and those
+# that hold plain data files. Tests check that no task of the study reads the former other than through the parquet
+# conversion (or a mirror).
+SCRIPT_DATASETS = frozenset({"csebuetnlp/xlsum", "facebook/mlqa", "juletxara/xstory_cloze", "MBZUAI/Bactrian-X"})
+SCRIPT_FREE_DATASETS = frozenset(
+    {"facebook/belebele", "cambridgeltl/xcopa", "facebook/xnli", "google/xquad", "tatsu-lab/alpaca"}
+)
+
+
+class TaskSourceError(ValueError):
+    """A task or dataset source cannot be resolved; the message names it."""
+
+
+# --- Data sources (pure) -------------------------------------------------------------------------------------------
+
+
+def declared_splits(cfg: dict) -> list[str]:
+    """The split names a task config reads (training, validation, test, few-shot), in that order, each once."""
+    splits: list[str] = []
+    for key in SPLIT_KEYS:
+        value = cfg.get(key)
+        if value and value not in splits:
+            splits.append(value)
+    return splits
+
+
+def parquet_data_files(config_name: str | None, splits) -> dict[str, str]:
+    """{split: "<config>/<split>/*.parquet"}: the parquet conversion's files of one config, relative to its root."""
+    config_dir = config_name or DEFAULT_CONFIG
+    return {split: f"{config_dir}/{split}/*.parquet" for split in splits}
+
+
+def parquet_source(cfg: dict) -> dict:
+    """The keys that point a task config (merged, as lm-eval reads it) at the hub's parquet conversion of its
+    dataset: same hub id, revision refs/convert/parquet, one config's files as data_files."""
+    kwargs = dict(cfg.get("dataset_kwargs") or {})
+    kwargs.pop("trust_remote_code", None)
+    kwargs["revision"] = PARQUET_REVISION
+    kwargs["data_files"] = kwargs.get("data_files") or parquet_data_files(cfg.get("dataset_name"), declared_splits(cfg))
+    return {"dataset_name": None, "dataset_kwargs": kwargs}
+
+
+def mirror_source(cfg: dict, mirror_dir: str | os.PathLike) -> dict:
+    """The keys that point a task config at a local mirror of its dataset laid out as the parquet conversion.
+
+    A config that already reads data files (a shipped parquet-conversion task) keeps them, now relative to the
+    mirror; any other reads its config's directory of the mirror for each split it declares."""
+    kwargs = {k: v for k, v in (cfg.get("dataset_kwargs") or {}).items() if k not in ("revision", "trust_remote_code")}
+    if not kwargs.get("data_files"):
+        kwargs["data_files"] = parquet_data_files(cfg.get("dataset_name"), declared_splits(cfg))
+    return {
+        "dataset_path": str(Path(os.path.expanduser(str(mirror_dir))).resolve()),
+        "dataset_name": None,
+        "dataset_kwargs": kwargs,
+    }
+
+
+def mirror_overrides(cfg: dict, mirrors: dict | None) -> dict:
+    """mirror_source for the config's dataset when `mirrors` names it, else {}."""
+    mirror = (mirrors or {}).get(cfg.get("dataset_path"))
+    return mirror_source(cfg, mirror) if mirror else {}
+
+
+def mirror_data_spec(spec: dict, mirrors: dict | None) -> dict:
+    """A data backend's spec with its hub dataset read from the mirror `mirrors` names for it (else unchanged).
+
+    hub backend: `dataset` becomes the mirror directory (each subset a directory of it, as the backend reads local
+    sources); without subsets, its `default/` directory. translate backend: `seed_data` becomes the seed subset's
+    directory of the mirror. The records' `source` keeps naming the hub id."""
+    mirrors = mirrors or {}
+    backend = spec.get("backend")
+    if backend == "hub" and spec.get("dataset") in mirrors:
+        hub_id, root = spec["dataset"], Path(os.path.expanduser(str(mirrors[spec["dataset"]])))
+        has_subsets = spec.get("lang_column") is None and spec.get("subset_template", "{code}") is not None
+        new = {**spec, "dataset": str(root if has_subsets else root / DEFAULT_CONFIG)}
+        new.setdefault("source", f"hub:{hub_id}")
+        new.pop("revision", None)
+        new.pop("data_files", None)  # the mirror is laid out as the parquet conversion
+        return new
+    if backend == "translate" and spec.get("seed_data") in mirrors:
+        root = Path(os.path.expanduser(str(mirrors[spec["seed_data"]])))
+        new = {k: v for k, v in spec.items() if k not in ("seed_subset", "seed_revision")}
+        new["seed_data"] = str(root / (spec.get("seed_subset") or DEFAULT_CONFIG))
+        return new
+    return dict(spec)
+
+
+def hub_file_url(hub_id: str, revision: str | None, path: str) -> str:
+    """hf://datasets/<id>@<revision>/<path>, the revision quoted as the hub's own parquet-export URLs are
+    (refs%2Fconvert%2Fparquet). Read through a packaged builder (json, parquet ...), such a path never meets the
+    repository's loading script, which datasets checks for only when given the hub id."""
+    from urllib.parse import quote
+
+    return f"hf://datasets/{hub_id}@{quote(revision or 'main', safe='')}/{path.lstrip('/')}"
+
+
+DATA_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+
+
+def data_file_builder(path: str) -> str:
+    """The packaged datasets builder of a data file path or pattern (compression suffixes ignored)."""
+    name = path.lower()
+    for compression in (".gz", ".bz2", ".xz", ".zst", ".zip"):
+        name = name.removesuffix(compression)
+    for suffix, builder in DATA_FILE_BUILDERS.items():
+        if name.endswith(suffix):
+            return builder
+    raise TaskSourceError(f"data_files {path!r}: expected a .json(l)/.csv/.tsv/.parquet path (optionally compressed)")
+
+
+# --- Task files -----------------------------------------------------------------------------------------------------
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """safe_load that reads lm-eval's `!function x.y` as the string "!function x.y" (for indexing only)."""
+
+
+_TolerantLoader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
+
+
+def read_task_yaml(path: str | os.PathLike) -> dict:
+    with open(path, encoding="utf-8") as f:
+        cfg = yaml.load(f, Loader=_TolerantLoader)  # noqa: S506 (SafeLoader plus one string constructor)
+    if not isinstance(cfg, dict):
+        raise TaskSourceError(f"{path}: expected a YAML mapping")
+    return cfg
+
+
+def shipped_task_files(shipped_dir: str | os.PathLike) -> dict[str, Path]:
+    """Task name -> file of every shipped task YAML (a file with a `task:` string) under shipped_dir."""
+    found: dict[str, Path] = {}
+    for path in sorted(Path(shipped_dir).rglob("*.yaml")):
+        cfg = read_task_yaml(path)
+        if isinstance(cfg.get("task"), str):
+            found.setdefault(cfg["task"], path)
+    return found
+
+
+def resolve_include(value: str, base_dir: str | os.PathLike, lm_eval_dir: str | os.PathLike) -> Path:
+    """An `include:` value as an absolute path: `lm_eval:<p>` under lm-eval's tasks directory, else relative to the
+    including file's directory."""
+    if value.startswith(LM_EVAL_INCLUDE):
+        path = Path(lm_eval_dir) / value[len(LM_EVAL_INCLUDE) :]
+    else:
+        path = Path(value) if Path(value).is_absolute() else Path(base_dir) / value
+    if not path.is_file():
+        raise TaskSourceError(f"include {value!r}: no file {path}")
+    return path.resolve()
+
+
+_TASK_LINE = re.compile(r"^task:\s*[\"']?([^\s\"'#\[\]]+)", re.MULTILINE)
+
+
+def builtin_task_files(names, lm_eval_dir: str | os.PathLike) -> dict[str, Path]:
+    """Task name -> the lm-eval YAML that defines it (its `task:` line), for the names asked for."""
+    index = _builtin_index(str(lm_eval_dir))
+    return {name: index[name] for name in dict.fromkeys(names) if name in index}
+
+
+@functools.lru_cache(maxsize=4)
+def _builtin_index(lm_eval_dir: str) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(Path(lm_eval_dir).rglob("*.yaml")):
+        if "__pycache__" not in path.parts:
+            for name in _TASK_LINE.findall(path.read_text(encoding="utf-8", errors="replace")):
+                found.setdefault(name, path.resolve())
+    return found
+
+
+def plain_config(path: str | os.PathLike, lm_eval_dir: str | os.PathLike, _depth: int = 0) -> dict:
+    """A task YAML merged with its includes (`lm_eval:` ones too) without importing lm-eval, `!function` values
+    kept as strings: enough to tell where a task's data comes from when planning."""
+    if _depth > 10:
+        raise TaskSourceError(f"{path}: includes nested too deep")
+    path = Path(path)
+    raw = read_task_yaml(path)
+    includes = raw.pop("include", None) or []
+    merged: dict = {}
+    for include in [includes] if isinstance(includes, str) else includes:
+        inc = plain_config(resolve_include(include, path.parent, lm_eval_dir), lm_eval_dir, _depth + 1)
+        inc.pop("task_list", None)
+        merged.update(inc)
+    merged.update(raw)
+    return merged
+
+
+def task_datasets(names, *, shipped_dir: str | os.PathLike, lm_eval_dir: str | os.PathLike) -> dict[str, str]:
+    """Task name -> the dataset_path it reads, for the shipped and built-in tasks found among names."""
+    shipped = shipped_task_files(shipped_dir)
+    files = {**builtin_task_files([n for n in names if n not in shipped], lm_eval_dir), **shipped}
+    return {n: plain_config(files[n], lm_eval_dir).get("dataset_path") for n in names if n in files}
+
+
+def task_mirrors(names, mirrors: dict | None, *, shipped_dir, lm_eval_dir) -> dict[str, str]:
+    """The entries of `mirrors` that some task of names reads (what an evaluation job of those tasks needs)."""
+    if not mirrors:
+        return {}
+    used = set(task_datasets(names, shipped_dir=shipped_dir, lm_eval_dir=lm_eval_dir).values())
+    return {hub_id: path for hub_id, path in mirrors.items() if hub_id in used}
+
+
+def merged_config(path: str | os.PathLike) -> dict:
+    """A task YAML with its includes merged, as lm-eval reads it (functions left unresolved)."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    return load_yaml(path, resolve_func=False, recursive=True)
+
+
+def resolved_config(path: str | os.PathLike, lm_eval_dir: str | os.PathLike) -> dict:
+    """A task YAML (shipped or lm-eval's) merged with its includes, `lm_eval:` ones too (functions unresolved)."""
+    path = Path(path)
+    raw = read_task_yaml(path)
+    include = raw.get("include")
+    if not (isinstance(include, str) and include.startswith(LM_EVAL_INCLUDE)):
+        return merged_config(path)
+    base = merged_config(resolve_include(include, path.parent, lm_eval_dir))
+    base.pop("task_list", None)
+    return {**base, **{k: v for k, v in raw.items() if k != "include"}}
+
+
+def data_source(cfg: dict) -> dict:
+    """Where a merged task config's data comes from, as datasets.load_dataset receives it: the dataset (hub id or
+    directory), its config name, revision, data files, and the splits the task reads."""
+    kwargs = cfg.get("dataset_kwargs") or {}
+    return {
+        "dataset": cfg.get("dataset_path"),
+        "name": cfg.get("dataset_name"),
+        "revision": kwargs.get("revision"),
+        "data_files": kwargs.get("data_files"),
+        "splits": declared_splits(cfg),
+    }
+
+
+def stage_tasks(
+    names,
+    out_dir: str | os.PathLike,
+    *,
+    shipped_dir: str | os.PathLike,
+    lm_eval_dir: str | os.PathLike,
+    mirrors: dict | None = None,
+) -> dict[str, Path]:
+    """Write out_dir/<name>.yaml for each requested task that is shipped or reads a mirrored dataset, loadable by
+    lm-eval from there: includes made absolute, the data source pointed at the mirror where there is one. Returns
+    name -> staged file. Tasks neither shipped nor mirrored are left to lm-eval's own index."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = list(dict.fromkeys(names))
+    shipped = shipped_task_files(shipped_dir)
+    builtin = builtin_task_files([n for n in names if n not in shipped], lm_eval_dir) if mirrors else {}
+    staged: dict[str, Path] = {}
+    for name in names:
+        if name in shipped:
+            source = shipped[name]
+            raw = read_task_yaml(source)
+            include = raw.get("include")
+            if isinstance(include, str) and include.startswith(LM_EVAL_INCLUDE):
+                # A data-source override of lm-eval's own task: copy it with the include made absolute.
+                if any(isinstance(v, str) and v.startswith("!function ") for v in raw.values()):
+                    raise TaskSourceError(f"{source}: a file that includes lm_eval:... may not hold !function")
+                cfg = {**raw, "include": str(resolve_include(include, source.parent, lm_eval_dir))}
+            else:
+                cfg = {"include": str(source.resolve()), "task": name}
+        elif name in builtin:
+            cfg = {"include": str(builtin[name]), "task": name}
+        else:
+            continue
+        path = out_dir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        overrides = mirror_overrides(merged_config(path), mirrors)
+        if name in builtin and not overrides:
+            path.unlink()  # a built-in task whose dataset has no mirror: lm-eval's own file serves
+            continue
+        if overrides:
+            cfg.update(overrides)
+            path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        staged[name] = path
+    return staged
+
+
+def lm_eval_tasks_dir() -> Path:
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).resolve().parent
+
+
+def task_manager(names, out_dir: str | os.PathLike, *, shipped_dir: str | os.PathLike, mirrors: dict | None = None):
+    """lm-eval's TaskManager over the requested tasks staged into out_dir (stage_tasks), plus its built-in tasks
+    where some requested task is neither shipped nor mirrored."""
+    from lm_eval.tasks import TaskManager
+
+    staged = stage_tasks(names, out_dir, shipped_dir=shipped_dir, lm_eval_dir=lm_eval_tasks_dir(), mirrors=mirrors)
+    # Every requested task staged: lm-eval's own index (thousands of files, seconds) is not needed.
+    return TaskManager(include_path=[str(out_dir)], include_defaults=not set(names) <= set(staged))
