@@ -1,34 +1,7 @@
-"""Where the data of each lm-eval task and hub dataset comes from: the hub's parquet conversion, or a local mirror.
-
-`datasets` 4 and later (we pin 5.2) refuse loading scripts, and several hub datasets the study reads keep one on
-their default branch (csebuetnlp/xlsum, facebook/mlqa, juletxara/xstory_cloze). The hub keeps an automatic parquet
-conversion of them at revision `refs/convert/parquet`, laid out as `{config}/{split}/{NNNN}.parquet` with no loading
-script and no README. `load_dataset(path, name, revision="refs/convert/parquet")` does not select one config there:
-with no README, datasets infers a single "default" config whose splits are guessed from the directory names across
-all configs (and `eval` is read as `test`). So a task reads the conversion through explicit data files, relative
-to the dataset's root:
-
-    dataset_path: facebook/mlqa          # unchanged: the hub id
-    dataset_name: null                   # the config is a directory now
-    dataset_kwargs:
-      revision: refs/convert/parquet
-      data_files: {test: mlqa.ar.ar/test/*.parquet, validation: mlqa.ar.ar/validation/*.parquet}
-
-(`parquet_source`). The same data files resolve against a local mirror directory laid out the same way, so pointing
-a task at a mirror changes only `dataset_path` (the directory) and drops the revision (`mirror_source`).
-
-Shipped task YAMLs (workflow/resources/lm_eval_tasks/<family>/) that wrap one of lm-eval's own tasks name it with
-`include: lm_eval:<path under lm_eval/tasks>` and change only the data source, so prompts, splits and metrics stay
-lm-eval's. lm-eval resolves an include relative to the including file, so such a file is not loadable as it stands:
-`stage_tasks` writes, per requested task, a YAML into a job's scratch directory whose include is an absolute path
-(lm-eval's installed file, or the shipped file) and whose data source is redirected to a mirror where the config's
-`dataset_mirrors` names one; `task_manager` indexes them for lm-eval.
-
-`dataset_mirrors` (config key): hub dataset id -> local directory laid out as the parquet conversion
-(`{config}/{split}/*.parquet`; `default/` for a dataset without configs). Every task whose dataset_path is that id,
-and every data backend that reads it (hub: `dataset`, translate: `seed_data`), reads the mirror instead
-(`mirror_data_spec`).
-"""
+"""Where the data of each lm-eval task and hub dataset comes from: the hub's parquet conversion (script-free, read
+through explicit data files: `parquet_source`) or a local mirror (`dataset_mirrors`: `mirror_source`,
+`mirror_data_spec`); shipped task YAMLs that wrap lm-eval's own tasks, staged per job with absolute includes
+(`stage_tasks`, `task_manager`). README, "Where task data comes from", says why."""
 
 from __future__ import annotations
 
