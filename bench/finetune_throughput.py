@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+import results  # noqa: E402  (bench/results.py, beside this script)
 
 ARMS = ("maple", "trainer_defaults", "trainer_same_micro")
 TRAINER_DEFAULT_MICRO_BATCH = 8  # transformers.TrainingArguments.per_device_train_batch_size
@@ -278,16 +279,26 @@ def run_arm(args) -> dict:
     return result
 
 
-def median(runs: list[dict], key: str):
-    values = [r[key] for r in runs if r.get(key) is not None]
-    return statistics.median(values) if values else None
+FIGURES = (
+    "real_tokens_per_second",
+    "processed_tokens_per_second",
+    "useful_token_fraction",
+    "peak_memory_bytes",
+    "loop_seconds",
+    "process_seconds",
+    "steps",
+    "mfu",
+)
+RATIO_FIGURES = ("real_tokens_per_second", "useful_token_fraction", "peak_memory_bytes", "loop_seconds", "mfu")
+DEMO_EPOCHS = 8  # the demo's 840 examples x 8 epochs: about 22 s of the maple arm's loop on one 2-core CPU thread
+SMOKE_STEPS = 2
 
 
 def fmt_bytes(n) -> str:
     return "-" if n is None else f"{n / 2**20:,.0f} MiB"
 
 
-def main() -> None:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config",
@@ -306,20 +317,62 @@ def main() -> None:
     parser.add_argument("--rank", type=int, help="LoRA rank (default: the config's first)")
     parser.add_argument("--bits", type=int, choices=(4, 8, 16), default=16)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--epochs", type=float, default=1.0, help="epochs per arm (default 1)")
+    parser.add_argument(
+        "--epochs",
+        type=float,
+        help=f"epochs per arm, the same for every arm (default {DEMO_EPOCHS} with --arch tiny: over 20 s of the "
+        "measured loop per arm on the demo; 1 for the random-init shapes)",
+    )
     parser.add_argument("--max-steps", type=int, help="optimiser steps per arm instead of epochs")
     parser.add_argument(
         "--batching",
         choices=("length_grouped", "packed", "padded"),
         help="the maple arm's batching (default: the config's)",
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, help="repeats, the arms alternating in each (default 5)")
     parser.add_argument("--arms", default=",".join(ARMS))
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--json", help="write every run and the summary here")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per arm (default 1 on CPU: steadier on a shared machine; torch's default on CUDA)",
+    )
+    parser.add_argument("--json", help="write the figures (per arm, per repeat, ratios, machine, versions) here")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"a check that the benchmark runs, not a measurement: {SMOKE_STEPS} steps, 1 repeat (unless given)",
+    )
     parser.add_argument("--arm", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Defaults that depend on other options, resolved alike in the parent and in each arm's process.
+    if args.smoke and args.max_steps is None:
+        args.max_steps = SMOKE_STEPS
+    if args.epochs is None:
+        args.epochs = float(DEMO_EPOCHS if args.arch == "tiny" else 1)
+    if args.repeats is None:
+        args.repeats = 1 if args.smoke else 5
+    if args.threads is None:
+        args.threads = 1 if args.device == "cpu" else (os.cpu_count() or 1)
+    return args
+
+
+def summarize(runs: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """(per arm the spread of every figure, per baseline arm the paired ratios maple / baseline)."""
+    summary = {arm: results.figures(rs, FIGURES) for arm, rs in runs.items()}
+    ratios = {}
+    for arm, rs in runs.items():
+        if arm == "maple":
+            continue
+        mine = runs["maple"]
+        ratios[f"maple/{arm}"] = {
+            key: results.paired_ratio([r.get(key) for r in mine], [r.get(key) for r in rs]) for key in RATIO_FIGURES
+        }
+    return summary, ratios
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -351,7 +404,16 @@ def main() -> None:
             f"bf16 matmul peak of {torch.cuda.get_device_name()}: {peak['flops_per_second'] / 1e12:.1f} TFLOP/s "
             f"({peak['n']}^3 matmuls)"
         )
-    forward = [a for a in sys.argv[1:]]
+    forward = list(argv if argv is not None else sys.argv[1:])
+    for option in ("--json",):  # the parent's business only
+        while option in forward:
+            i = forward.index(option)
+            del forward[i : i + 2]
+    forward = [a for a in forward if not a.startswith("--json=")]
+    # The resolved settings, so that every arm's process gets the same ones.
+    forward += ["--epochs", str(args.epochs), "--repeats", str(args.repeats), "--threads", str(args.threads)]
+    if args.max_steps is not None:
+        forward += ["--max-steps", str(args.max_steps)]
     runs: dict[str, list[dict]] = {a: [] for a in arms}
     with tempfile.TemporaryDirectory(prefix="bench-finetune-") as tmp:
         for repeat in range(args.repeats):
@@ -366,9 +428,11 @@ def main() -> None:
                         f"arm {arm} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
                     )
                 result = json.loads(Path(result_file).read_text())
+                result["repeat"] = repeat
                 result["process_seconds"] = time.time() - started
-                if peak:
-                    result["mfu"] = result["model_flops"] / result["loop_seconds"] / peak["flops_per_second"]
+                result["mfu"] = (
+                    result["model_flops"] / result["loop_seconds"] / peak["flops_per_second"] if peak else None
+                )
                 runs[arm].append(result)
                 print(
                     f"repeat {repeat + 1} {arm:>18}: {result['real_tokens_per_second']:8.0f} real tok/s, useful "
@@ -378,40 +442,28 @@ def main() -> None:
                     flush=True,
                 )
 
-    summary = {
-        arm: {
-            k: median(rs, k)
-            for k in ("real_tokens_per_second", "useful_token_fraction", "peak_memory_bytes", "loop_seconds", "mfu")
-        }
-        for arm, rs in runs.items()
-    }
+    summary, ratios = summarize(runs)
     params = finetune_params(args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps, args.batching)
+    work = f"max_steps {params.max_steps}" if params.max_steps > 0 else f"{params.epochs:g} epoch(s)"
     print(
-        f"\nmedian of {args.repeats} runs per arm; {args.device}, model {args.arch} ({args.base}), data {args.train}, "
-        f"rank {params.rank}, bits {params.bits}, effective batch {params.effective_batch_size}, "
-        f"{'max_steps ' + str(params.max_steps) if params.max_steps > 0 else str(params.epochs) + ' epoch(s)'}, "
-        f"{args.threads} threads"
-    )
-    print(
-        f"{'arm':>18} {'real tok/s':>11} {'useful':>7} {'peak memory':>12} {'loop s':>7}" + ("   MFU" if peak else "")
+        f"\nmedian (min-max) of {args.repeats} repeat(s) per arm, arms alternating, each in its own process; "
+        f"{args.device}, model {args.arch} ({args.base}), data {args.train}, rank {params.rank}, bits {params.bits}, "
+        f"effective batch {params.effective_batch_size}, {work} per arm, {args.threads} thread(s)"
     )
     for arm, s in summary.items():
         print(
-            f"{arm:>18} {s['real_tokens_per_second']:11.0f} {s['useful_token_fraction']:7.3f} "
-            f"{fmt_bytes(s['peak_memory_bytes']):>12} {s['loop_seconds']:7.1f}" + (f" {s['mfu']:6.1%}" if peak else "")
+            f"{arm:>18}: real tok/s {results.fmt(s['real_tokens_per_second'], '{:.0f}')}, useful "
+            f"{results.fmt(s['useful_token_fraction'], '{:.3f}')}, loop s {results.fmt(s['loop_seconds'], '{:.1f}')}"
+            f", peak MiB {results.fmt(s['peak_memory_bytes'], '{:,.0f}', 2**-20)}"
+            + (f", MFU {results.fmt(s['mfu'], '{:.1%}')}" if peak else "")
         )
-    ratios = {}
-    for arm in arms[1:] if arms[0] == "maple" else [a for a in arms if a != "maple"]:
-        m, b = summary["maple"], summary[arm]
-        ratios[arm] = {
-            "real_tokens_per_second": m["real_tokens_per_second"] / b["real_tokens_per_second"],
-            "useful_token_fraction": m["useful_token_fraction"] / b["useful_token_fraction"],
-            "peak_memory": m["peak_memory_bytes"] / b["peak_memory_bytes"],
-        }
+    print("ratios: median (min-max) of the per-repeat ratios (maple's repeat i / the baseline's repeat i)")
+    for name, r in ratios.items():
+        tps = r["real_tokens_per_second"]
         print(
-            f"maple / {arm}: real tokens per second x{ratios[arm]['real_tokens_per_second']:.2f}, useful-token "
-            f"fraction {m['useful_token_fraction']:.3f} vs {b['useful_token_fraction']:.3f}, peak memory "
-            f"x{ratios[arm]['peak_memory']:.2f}" + (f", MFU {m['mfu']:.1%} vs {b['mfu']:.1%}" if peak else "")
+            f"{name}: real tokens per second x{results.fmt(tps, '{:.2f}')} (ratio of medians "
+            f"x{tps['ratio_of_medians']:.2f}), useful-token fraction x{results.fmt(r['useful_token_fraction'])}, "
+            f"peak memory x{results.fmt(r['peak_memory_bytes'])}" + (f", MFU x{results.fmt(r['mfu'])}" if peak else "")
         )
     if peak:
         flops = runs["maple"][0]
@@ -423,9 +475,34 @@ def main() -> None:
             f"pairs; against the measured bf16 matmul peak {peak['flops_per_second'] / 1e12:.1f} TFLOP/s"
         )
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"runs": runs, "summary": summary, "ratios": ratios, "peak": peak}, indent=1)
+        settings = {
+            "device": args.device,
+            "arch": args.arch,
+            "base": args.base,
+            "train": args.train,
+            "config": args.config,
+            "arms": arms,
+            "repeats": args.repeats,
+            "threads": args.threads,
+            "smoke": args.smoke,
+            "epochs": params.epochs,
+            "max_steps": params.max_steps,
+            "rank": params.rank,
+            "bits": params.bits,
+            "seed": params.seed,
+            "effective_batch_size": params.effective_batch_size,
+            "micro_batch_size": params.micro_batch_size,
+            "batching": params.batching,
+        }
+        report = results.header("finetune_throughput", settings, args.device)
+        report["machine"]["torch_threads"] = args.threads  # per arm's process
+        report.update(
+            arms={arm: {"figures": summary[arm], "runs": runs[arm]} for arm in arms},
+            ratios=ratios,
+            bf16_peak=peak,
         )
+        results.write(args.json, report)
+        print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":
