@@ -1,8 +1,9 @@
 """How much of evaluation's wall time goes to loading models, under the workflow's design and under one process per
 score.
 
-  .venv/bin/python bench/eval_overhead.py                       # CPU: demo model measured, 7B from assumptions
-  .venv/bin/python bench/eval_overhead.py --device cuda         # GPU: demo model and a 7B-shaped model measured
+  .venv/bin/python bench/eval_overhead.py --json bench-eval.json   # CPU: demo model measured, 7B from assumptions
+  .venv/bin/python bench/eval_overhead.py --device cuda            # GPU: demo model and a 7B-shaped model measured
+  .venv/bin/python bench/eval_overhead.py --smoke                  # does it run (a smaller model, 1 repeat)
 
 Designs compared (a "process" is one Snakemake job: a fresh Python process that imports the stack and loads the
 model, and the adapter, once):
@@ -22,6 +23,11 @@ Measured on this machine:
 The demo model is the demo config's tiny Llama (random weights: timing does not depend on them). The 7B-shaped
 model (Llama-2-7B's shape, random init, bf16) is measured with --device cuda (or --big); without a GPU its load
 and per-example times are ASSUMPTIONS, printed as such (ASSUMED_7B below).
+
+Each part is measured --repeats times (default 5: fresh processes, cold-cache loads per bits, runs of --examples
+new requests per shape) and printed as the median (min-max); the projection uses the medians and, beside them, the
+median (min-max) of the shares projected from each repeat's measurements. --json PATH writes every measurement's
+spread, the projections, the machine, the library versions and the git commit (bench/results.py).
 
 The projection multiplies these by the grid of a config (models x variants x tasks x languages, resolved by
 maple.config as the workflow does) and the number of examples per language: a local task's held-out set (capped

@@ -1,11 +1,13 @@
 """The project's finetune against a plain transformers Trainer with its default padding collator, side by side.
 
-  .venv/bin/python bench/finetune_throughput.py                     # CPU, the demo's tiny model and data
+  .venv/bin/python bench/finetune_throughput.py --json bench-finetune.json   # CPU, the demo's tiny model and data
   .venv/bin/python bench/finetune_throughput.py --device cuda --arch llama-2-7b   # GPU, a random-init 7B shape
+  .venv/bin/python bench/finetune_throughput.py --smoke --base DIR --train FILE  # does it run (2 steps, 1 repeat)
 
 Needs the demo's model and data (`snakemake results/models/tiny results/data/demo/train.jsonl`), or --base/--train.
 
-Arms (each run in a fresh Python process, so that peak memory is its own; the arms alternate within each repeat):
+Arms (each run in a fresh Python process, so that peak memory is its own; 5 repeats, the arms' order reversed in
+every other repeat, so that each arm's repeat i runs next to the others' repeat i):
   maple             maple.training.build_trainer, the workflow's finetune: trl SFTTrainer with the config's batching
                     (length_grouped: micro-batches of about equal length; --batching to change it), response-only
                     loss through trl's fused LM head on the response tokens only, fused AdamW (paged 8-bit AdamW
@@ -13,14 +15,20 @@ Arms (each run in a fresh Python process, so that peak memory is its own; the ar
   trainer_defaults  transformers.Trainer, the default causal-LM padding collator (DataCollatorForLanguageModeling,
                     mlm=False: random micro-batches padded to their longest, loss on every token) and the Trainer's
                     default micro-batch (8), with accumulation up to the same effective batch
-  trainer_same_micro  the same, at the maple arm's micro-batch (tells the padding gain from the micro-batch gain)
+  trainer_same_micro  the same, at the maple arm's micro-batch (tells the padding gain from the micro-batch gain);
+                    not run by default (it adds half again to the run time): --arms maple,trainer_defaults,trainer_same_micro
 Common to all: the same model and LoRA (rank, alpha, dropout, target modules), learning rate, epochs / steps,
-effective batch size, seed, precision (fp32 on CPU, bf16 on a GPU with bf16), SDPA attention, threads.
+effective batch size, seed, precision (fp32 on CPU, bf16 on a GPU with bf16), SDPA attention, threads. The default
+work per arm is 8 epochs of the demo data (--arch tiny): over 20 s of the measured loop per arm on a 2-core CPU, long
+enough to hold still on a shared machine; on a CPU each arm runs 1 torch thread by default (--threads).
 
 Measured per arm, over the training loop only (model loading and tokenisation excluded): real (non-padding) tokens
-per second, the useful-token fraction (real tokens / processed tokens, processed = every position of every micro-
-batch), peak memory (CUDA: max allocated; CPU: peak RSS of the arm's process) and loop seconds. Printed: each run,
-the median over the repeats, and the ratios maple / baseline.
+per second, and per CPU second of the arm's process (the work done, which other load on the machine hardly changes),
+the useful-token fraction (real tokens / processed tokens, processed = every position of every micro-batch), peak
+memory (CUDA: max allocated; CPU: peak RSS of the arm's process) and loop seconds. Printed: each run, per arm the
+median (min-max) over the repeats, and each ratio maple / baseline as the median (min-max) of the per-repeat ratios
+(maple's repeat i / the baseline's repeat i) beside the ratio of the medians. --json PATH writes all of it, every
+run, the machine, the library versions and the git commit (bench/results.py).
 
 With --device cuda: model FLOPs utilisation against the measured bf16 matmul peak of the GPU (the best of square
 bf16 matmuls of 4096..16384, timed with CUDA events). Model FLOPs of LoRA training, counted on real tokens only:
@@ -50,6 +58,7 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 import results  # noqa: E402  (bench/results.py, beside this script)
 
 ARMS = ("maple", "trainer_defaults", "trainer_same_micro")
+DEFAULT_ARMS = ("maple", "trainer_defaults")
 TRAINER_DEFAULT_MICRO_BATCH = 8  # transformers.TrainingArguments.per_device_train_batch_size
 ARCHS = {
     # Llama-2-7B's shape (meta-llama/Llama-2-7b-hf config.json); random init, no weights needed
@@ -245,6 +254,23 @@ def measure_bf16_peak(device: str = "cuda") -> dict:
     return best
 
 
+def cpu_clock():
+    """A trainer callback that takes the CPU seconds of this process (every thread) over the training loop: the work
+    done, which, unlike the wall clock, other processes on a shared machine hardly change."""
+    from transformers import TrainerCallback
+
+    class CpuClock(TrainerCallback):
+        seconds = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.process_time()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.seconds = time.process_time() - self.started
+
+    return CpuClock()
+
+
 def run_arm(args) -> dict:
     """One arm in this process; returns its measurements."""
     import torch
@@ -263,6 +289,8 @@ def run_arm(args) -> dict:
             micro = TRAINER_DEFAULT_MICRO_BATCH if args.arm == "trainer_defaults" else params.micro_batch_size
             trainer = baseline_trainer(params, model, tokenizer, args.train, out, micro)
             micro = trainer.args.per_device_train_batch_size
+        clock = cpu_clock()
+        trainer.add_callback(clock)
         trainer.train()
     meter = trainer.meter
     result = {
@@ -272,6 +300,8 @@ def run_arm(args) -> dict:
         "steps": trainer.state.global_step,
         "loop_seconds": meter.seconds(),
         **meter.summary(),
+        "loop_cpu_seconds": clock.seconds,
+        "real_tokens_per_cpu_second": meter.real / clock.seconds if clock.seconds else None,
         **peak_memory(),
         "batching": params.batching if args.arm == "maple" else "padded (random order)",
         **model_flops(trainer.model, meter),
@@ -281,15 +311,24 @@ def run_arm(args) -> dict:
 
 FIGURES = (
     "real_tokens_per_second",
+    "real_tokens_per_cpu_second",
     "processed_tokens_per_second",
     "useful_token_fraction",
     "peak_memory_bytes",
     "loop_seconds",
+    "loop_cpu_seconds",
     "process_seconds",
     "steps",
     "mfu",
 )
-RATIO_FIGURES = ("real_tokens_per_second", "useful_token_fraction", "peak_memory_bytes", "loop_seconds", "mfu")
+RATIO_FIGURES = (
+    "real_tokens_per_second",
+    "real_tokens_per_cpu_second",
+    "useful_token_fraction",
+    "peak_memory_bytes",
+    "loop_seconds",
+    "mfu",
+)
 DEMO_EPOCHS = 8  # the demo's 840 examples x 8 epochs: about 22 s of the maple arm's loop on one 2-core CPU thread
 SMOKE_STEPS = 2
 
@@ -330,7 +369,7 @@ def parse_args(argv=None):
         help="the maple arm's batching (default: the config's)",
     )
     parser.add_argument("--repeats", type=int, help="repeats, the arms alternating in each (default 5)")
-    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"a comma-separated subset of {ARMS}")
     parser.add_argument(
         "--threads",
         type=int,
@@ -435,7 +474,8 @@ def main(argv=None) -> None:
                 )
                 runs[arm].append(result)
                 print(
-                    f"repeat {repeat + 1} {arm:>18}: {result['real_tokens_per_second']:8.0f} real tok/s, useful "
+                    f"repeat {repeat + 1} {arm:>18}: {result['real_tokens_per_second']:8.0f} real tok/s "
+                    f"({result['real_tokens_per_cpu_second'] or 0:.0f} per CPU s), useful "
                     f"{result['useful_token_fraction']:.3f}, micro {result['micro_batch']} x {result['accumulation']}"
                     f", {result['steps']} steps in {result['loop_seconds']:.1f} s, peak {fmt_bytes(result['peak_memory_bytes'])}"
                     + (f", MFU {result['mfu']:.1%}" if peak else ""),
@@ -452,7 +492,8 @@ def main(argv=None) -> None:
     )
     for arm, s in summary.items():
         print(
-            f"{arm:>18}: real tok/s {results.fmt(s['real_tokens_per_second'], '{:.0f}')}, useful "
+            f"{arm:>18}: real tok/s {results.fmt(s['real_tokens_per_second'], '{:.0f}')}, per CPU s "
+            f"{results.fmt(s['real_tokens_per_cpu_second'], '{:.0f}')}, useful "
             f"{results.fmt(s['useful_token_fraction'], '{:.3f}')}, loop s {results.fmt(s['loop_seconds'], '{:.1f}')}"
             f", peak MiB {results.fmt(s['peak_memory_bytes'], '{:,.0f}', 2**-20)}"
             + (f", MFU {results.fmt(s['mfu'], '{:.1%}')}" if peak else "")
@@ -462,7 +503,8 @@ def main(argv=None) -> None:
         tps = r["real_tokens_per_second"]
         print(
             f"{name}: real tokens per second x{results.fmt(tps, '{:.2f}')} (ratio of medians "
-            f"x{tps['ratio_of_medians']:.2f}), useful-token fraction x{results.fmt(r['useful_token_fraction'])}, "
+            f"x{tps['ratio_of_medians']:.2f}), per CPU second x{results.fmt(r['real_tokens_per_cpu_second'])}, "
+            f"useful-token fraction x{results.fmt(r['useful_token_fraction'])}, "
             f"peak memory x{results.fmt(r['peak_memory_bytes'])}" + (f", MFU x{results.fmt(r['mfu'])}" if peak else "")
         )
     if peak:
