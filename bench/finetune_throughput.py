@@ -19,7 +19,7 @@ every other repeat, so that each arm's repeat i runs next to the others' repeat 
                     not run by default (it adds half again to the run time): --arms maple,trainer_defaults,trainer_same_micro
 Common to all: the same model and LoRA (rank, alpha, dropout, target modules), learning rate, epochs / steps,
 effective batch size, seed, precision (fp32 on CPU, bf16 on a GPU with bf16), SDPA attention, threads. The default
-work per arm is 8 epochs of the demo data (--arch tiny): over 20 s of the measured loop per arm on a 2-core CPU, long
+work per arm is 10 epochs of the demo data (--arch tiny): over 20 s of the measured loop per arm on a 2-core CPU, long
 enough to hold still on a shared machine; on a CPU each arm runs 1 torch thread by default (--threads).
 
 Measured per arm, over the training loop only (model loading and tokenisation excluded): real (non-padding) tokens
@@ -329,7 +329,7 @@ RATIO_FIGURES = (
     "loop_seconds",
     "mfu",
 )
-DEMO_EPOCHS = 8  # the demo's 840 examples x 8 epochs: about 22 s of the maple arm's loop on one 2-core CPU thread
+DEMO_EPOCHS = 10  # the demo's 840 examples x 10 epochs: 21-25 s of the maple arm's loop on one CPU thread
 SMOKE_STEPS = 2
 
 

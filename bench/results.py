@@ -8,6 +8,8 @@ two runs:
 
   {"benchmark": ..., "schema": 1, "created": ISO time, "command": [...], "settings": {...},
    "machine": {...}, "versions": {...}, "git": {"commit", "dirty"}, ...the benchmark's own figures}
+
+  .venv/bin/python bench/results.py OLD.json NEW.json   # the medians of two runs of one benchmark, side by side
 """
 
 from __future__ import annotations
@@ -146,3 +148,42 @@ def write(path, report: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def medians_by_path(report, path: str = "") -> dict:
+    """Every spread in a results file by its path (`arms.maple.figures.loop_seconds`), as its median."""
+    if isinstance(report, dict):
+        if "median" in report and "values" in report:
+            return {path: report["median"]}
+        out = {}
+        for key, value in report.items():
+            out.update(medians_by_path(value, f"{path}.{key}" if path else str(key)))
+        return out
+    return {}
+
+
+def compare(old: dict, new: dict) -> list[tuple[str, float, float]]:
+    """(path, old median, new median) of every spread that both results files hold, runs and settings aside."""
+    a, b = medians_by_path(old), medians_by_path(new)
+    return [(path, a[path], b[path]) for path in a if path in b]
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Compare the medians of two results files of one benchmark.")
+    parser.add_argument("old", type=Path)
+    parser.add_argument("new", type=Path)
+    args = parser.parse_args(argv)
+    old, new = (json.loads(p.read_text(encoding="utf-8")) for p in (args.old, args.new))
+    if old.get("benchmark") != new.get("benchmark"):
+        raise SystemExit(f"different benchmarks: {old.get('benchmark')} vs {new.get('benchmark')}")
+    for label, report in (("old", old), ("new", new)):
+        print(f"{label}: {report['created']} commit {report['git']['commit']} on {report['machine']['device_name']}")
+    for path, a, b in compare(old, new):
+        change = f"x{b / a:.3f}" if a else "-"
+        print(f"{path:<70} {a:>14.6g} {b:>14.6g} {change:>8}")
+
+
+if __name__ == "__main__":
+    main()

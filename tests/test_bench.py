@@ -71,6 +71,13 @@ def test_results_file_is_written_atomically(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
 
 
+def test_compare_pairs_the_medians_of_two_results_files():
+    results = bench_results()
+    old = {"arms": {"a": {"figures": {"t": results.spread([1.0, 2.0, 3.0]), "m": None}, "runs": [{"t": 1.0}]}}}
+    new = {"arms": {"a": {"figures": {"t": results.spread([4.0]), "m": results.spread([1.0])}}}}
+    assert results.compare(old, new) == [("arms.a.figures.t", 2.0, 4.0)]
+
+
 # --- the benchmarks in smoke mode -------------------------------------------------------------------------------------
 
 
