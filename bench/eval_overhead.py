@@ -1,8 +1,9 @@
 """How much of evaluation's wall time goes to loading models, under the workflow's design and under one process per
 score.
 
-  .venv/bin/python bench/eval_overhead.py                       # CPU: demo model measured, 7B from assumptions
-  .venv/bin/python bench/eval_overhead.py --device cuda         # GPU: demo model and a 7B-shaped model measured
+  .venv/bin/python bench/eval_overhead.py --json bench-eval.json   # CPU: demo model measured, 7B from assumptions
+  .venv/bin/python bench/eval_overhead.py --device cuda            # GPU: demo model and a 7B-shaped model measured
+  .venv/bin/python bench/eval_overhead.py --smoke                  # does it run (a smaller model, 1 repeat)
 
 Designs compared (a "process" is one Snakemake job: a fresh Python process that imports the stack and loads the
 model, and the adapter, once):
@@ -22,6 +23,11 @@ Measured on this machine:
 The demo model is the demo config's tiny Llama (random weights: timing does not depend on them). The 7B-shaped
 model (Llama-2-7B's shape, random init, bf16) is measured with --device cuda (or --big); without a GPU its load
 and per-example times are ASSUMPTIONS, printed as such (ASSUMED_7B below).
+
+Each part is measured --repeats times (default 5: fresh processes, cold-cache loads per bits, runs of --examples
+new requests per shape) and printed as the median (min-max); the projection uses the medians and, beside them, the
+median (min-max) of the shares projected from each repeat's measurements. --json PATH writes every measurement's
+spread, the projections, the machine, the library versions and the git commit (bench/results.py).
 
 The projection multiplies these by the grid of a config (models x variants x tasks x languages, resolved by
 maple.study as the workflow does) and the number of examples per language: a local task's held-out set (capped
@@ -43,6 +49,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results  # noqa: E402  (bench/results.py, beside this script)
+
 SHIPPED_TASKS = REPO / "workflow" / "resources" / "lm_eval_tasks"
 
 
@@ -214,8 +224,8 @@ def assumed_7b_example_s(shape: Shape, assumed: dict = ASSUMED_7B) -> float:
 # Measurements
 
 
-def measure_startup(repeats: int = 1) -> float:
-    """A fresh process: interpreter, imports of the evaluation stack and lm-eval's task index (median seconds)."""
+def measure_startup(repeats: int = 1) -> list[float]:
+    """A fresh process: interpreter, imports of the evaluation stack and lm-eval's task index (seconds, per repeat)."""
     code = (
         "import torch, transformers, peft, lm_eval\n"
         "from lm_eval.models.huggingface import HFLM\n"
@@ -227,7 +237,7 @@ def measure_startup(repeats: int = 1) -> float:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=os.environ.copy())
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 def drop_page_cache(directory: Path) -> None:
@@ -293,8 +303,8 @@ def demo_tokenizer(vocab_size: int, pad_to: int | None = None):
     return tokenizer
 
 
-def measure_load(model_dir: Path, bits_list: list[int], repeats: int) -> dict:
-    """Seconds of load_variant (base + adapter) per bits, median over repeats, each from a cold page cache."""
+def measure_load(model_dir: Path, bits_list: list[int], repeats: int) -> dict[int, list[float]]:
+    """Seconds of load_variant (base + adapter) per bits and repeat, each from a cold page cache."""
     import gc
 
     import torch
@@ -319,7 +329,7 @@ def measure_load(model_dir: Path, bits_list: list[int], repeats: int) -> dict:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         if runs:
-            times[bits] = statistics.median(runs)
+            times[bits] = runs
     return times
 
 
@@ -337,8 +347,9 @@ def synthetic_requests(shape: Shape, n_examples: int, vocab: int, rng):
     return [[int(t) for t in rng.integers(first, vocab, shape.context)] for _ in range(n_examples)]
 
 
-def measure_per_example(lm, tokenizer, shape: Shape, n_examples: int, seed: int = 0) -> float:
-    """Seconds per example of lm-eval's HFLM on synthetic requests of the shape (after one warm-up batch)."""
+def measure_per_example(lm, tokenizer, shape: Shape, n_examples: int, repeats: int = 1, seed: int = 0) -> list[float]:
+    """Seconds per example of lm-eval's HFLM on synthetic requests of the shape, per repeat of n_examples new
+    requests (after one warm-up batch)."""
     import numpy as np
     from lm_eval.api.instance import Instance
 
@@ -361,7 +372,7 @@ def measure_per_example(lm, tokenizer, shape: Shape, n_examples: int, seed: int 
         return time.perf_counter() - started
 
     run(min(n_examples, 4))  # warm-up: kernels, caches
-    return run(n_examples) / n_examples
+    return [run(n_examples) / n_examples for _ in range(repeats)]
 
 
 def measure_model(
@@ -386,8 +397,8 @@ def measure_model(
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
     per_example = {}
     for name, shape in shapes.items():
-        print(f"[{label}] per example: {name} ({n_examples} examples) ...", flush=True)
-        per_example[name] = measure_per_example(lm, tok, shape, n_examples)
+        print(f"[{label}] per example: {name} ({n_examples} examples x {repeats}) ...", flush=True)
+        per_example[name] = measure_per_example(lm, tok, shape, n_examples, repeats)
     del lm, model
     gc.collect()
     if torch.cuda.is_available():
@@ -414,10 +425,46 @@ def load_study(config_path: Path):
     return resolve_study(config, config_dir=str(config_path.parent))
 
 
-def print_projection(title: str, cells: list[dict], startup_s: float, load_s: dict, example_s: dict) -> list[dict]:
+def repeat_shares(cells: list[dict], startup_runs: list, load_runs: dict, example_runs: dict) -> dict:
+    """Per design, the spread over the repeats of the load share and the load + startup share: repeat i projected
+    with every part's i-th measurement (a part with fewer values, such as an assumption, repeats its values)."""
+
+    def pick(values, i):
+        return values[i % len(values)]
+
+    n = max(len(v) for v in [startup_runs, *load_runs.values(), *example_runs.values()])
+    out = {}
+    for design in DESIGNS:
+        rows = [
+            project(
+                cells,
+                design,
+                pick(startup_runs, i),
+                {bits: pick(v, i) for bits, v in load_runs.items()},
+                {task: pick(v, i) for task, v in example_runs.items()},
+            )
+            for i in range(n)
+        ]
+        out[design] = {
+            "load_share": results.spread(r["load_share"] for r in rows),
+            "overhead_share": results.spread(r["overhead_share"] for r in rows),
+        }
+    return out
+
+
+def medians(runs: dict) -> dict:
+    return {key: statistics.median(values) for key, values in runs.items()}
+
+
+def print_projection(
+    title: str, cells: list[dict], startup_runs: list, load_runs: dict, example_runs: dict
+) -> tuple[list[dict], dict]:
+    """The projection of every design from the medians of the measured parts (printed), and the spread of its
+    shares over the repeats."""
     n_examples = sum(c["examples"] for c in cells)
+    startup_s, load_s, example_s = statistics.median(startup_runs), medians(load_runs), medians(example_runs)
     print(f"\n{title}")
-    print(f"  {len(cells)} score files, {n_examples:,} examples evaluated in all")
+    print(f"  {len(cells)} score files, {n_examples:,} examples evaluated in all; medians of the measured parts")
     rows = [project(cells, design, startup_s, load_s, example_s) for design in DESIGNS]
     unit, scale = ("h", 3600) if max(r["total_s"] for r in rows) > 3600 else ("s", 1)
     print(
@@ -431,7 +478,23 @@ def print_projection(title: str, cells: list[dict], startup_s: float, load_s: di
             f"{r['eval_s'] / scale:>11.2f} {r['total_s'] / scale:>9.2f} {r['load_share']:>10.1%} "
             f"{r['overhead_share']:>12.1%}{chosen}"
         )
-    return rows
+    shares = repeat_shares(cells, startup_runs, load_runs, example_runs)
+    print(
+        "  per repeat, median (min-max): load share "
+        + ", ".join(f"{d} {results.fmt(s['load_share'], '{:.1f}', 100)} %" for d, s in shares.items())
+        + "; load+startup "
+        + ", ".join(f"{d} {results.fmt(s['overhead_share'], '{:.1f}', 100)} %" for d, s in shares.items())
+    )
+    return rows, shares
+
+
+def spreads(runs: dict) -> dict:
+    return {str(key): results.spread(values) for key, values in runs.items()}
+
+
+SMOKE_SHAPE = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=128
+)
 
 
 def main(argv=None) -> dict:
@@ -446,8 +509,13 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--paper-config", type=Path, default=REPO / "config" / "maple.yaml")
     parser.add_argument("--demo-config", type=Path, default=REPO / "config" / "config.yaml")
-    parser.add_argument("--repeats", type=int, default=3, help="loads per bits (median)")
-    parser.add_argument("--examples", type=int, default=64, help="synthetic examples per task shape")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="repeats of each measured part: fresh-process startups, loads per bits, per-example runs (default 5)",
+    )
+    parser.add_argument("--examples", type=int, default=None, help="synthetic examples per task shape (default 64)")
     parser.add_argument("--batch-size", default="32", help="lm-eval batch size for the per-example timing")
     parser.add_argument(
         "--threads",
@@ -456,8 +524,17 @@ def main(argv=None) -> dict:
         help="torch CPU threads (default 1 on CPU: stable timings on a shared machine)",
     )
     parser.add_argument("--tmpdir", default=None, help="where the measured models are saved (local disk)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here (bench/results.py)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a check that the benchmark runs, not a measurement: a smaller model, 4 examples, 1 repeat",
+    )
     args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 1 if args.smoke else 5
+    if args.examples is None:
+        args.examples = 4 if args.smoke else 64
 
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -475,9 +552,8 @@ def main(argv=None) -> dict:
         f"device {args.device} ({torch.cuda.get_device_name(0) if args.device == 'cuda' else 'CPU'}), "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
-    print("[startup] fresh process: imports + lm-eval task index ...", flush=True)
-    startup_s = measure_startup()
-    report = {"device": args.device, "startup_s": startup_s}
+    print(f"[startup] fresh process: imports + lm-eval task index x {args.repeats} ...", flush=True)
+    startup_runs = measure_startup(args.repeats)
 
     with open(args.demo_config, encoding="utf-8") as f:
         demo_spec = yaml.safe_load(f).get("tiny_model", {})
@@ -491,9 +567,12 @@ def main(argv=None) -> dict:
             max_position_embeddings=128,
         ).items()
     }
+    vocab_size = demo_spec.get("vocab_size", 2000)
+    if args.smoke:
+        demo_shape, vocab_size = dict(SMOKE_SHAPE), 500
     with tempfile.TemporaryDirectory(prefix="maple-eval-overhead-", dir=args.tmpdir) as tmp:
         tmp = Path(tmp)
-        tokenizer = demo_tokenizer(demo_spec.get("vocab_size", 2000))
+        tokenizer = demo_tokenizer(vocab_size)
         build_model(tmp / "demo", demo_shape, tokenizer, torch.float32, "cpu", adapter_rank=4)
         demo = measure_model(
             "demo model", tmp / "demo", tokenizer, DEMO_SHAPES, bits_list, args.repeats, args.examples, batch_size
@@ -501,7 +580,7 @@ def main(argv=None) -> dict:
         big = None
         if args.big or args.device == "cuda":
             shape = {**LLAMA_7B, **(args.big_shape or {})}
-            tokenizer = demo_tokenizer(demo_spec.get("vocab_size", 2000), pad_to=shape["vocab_size"])
+            tokenizer = demo_tokenizer(vocab_size, pad_to=shape["vocab_size"])
             dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
             print(f"[7B-shaped] building {shape} ...", flush=True)
             build_model(
@@ -524,43 +603,52 @@ def main(argv=None) -> dict:
                 batch_size,
             )
 
+    measured = {
+        "startup_s": results.spread(startup_runs),
+        "demo": {"load_s": spreads(demo["load_s"]), "example_s": spreads(demo["example_s"])},
+        "big": None if big is None else {"load_s": spreads(big["load_s"]), "example_s": spreads(big["example_s"])},
+    }
     print(
-        f"\nmeasured: startup {startup_s:.2f} s per process; demo model load (base + adapter) "
-        + ", ".join(f"bits {b}: {s:.2f} s" for b, s in demo["load_s"].items())
+        f"\nmeasured, median (min-max) of {args.repeats} repeat(s): startup "
+        f"{results.fmt(measured['startup_s'])} s per process; demo model load (base + adapter) "
+        + ", ".join(f"bits {b}: {results.fmt(s)} s" for b, s in measured["demo"]["load_s"].items())
         + f" (torch threads {torch.get_num_threads()})"
     )
-    demo["load_s"].setdefault(4, demo["load_s"][16])  # not measured: as bits 16
-    demo["load_s"].setdefault(8, demo["load_s"][4])  # LLM.int8 taken to cost what NF4 does
-    print("  demo per example: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in demo["example_s"].items()))
+    print(
+        "  demo per example: "
+        + ", ".join(f"{k} {results.fmt(s, '{:.2f}', 1e3)} ms" for k, s in measured["demo"]["example_s"].items())
+    )
+    demo_load = dict(demo["load_s"])
+    demo_load.setdefault(4, demo_load[16])  # not measured: as bits 16
+    demo_load.setdefault(8, demo_load[4])  # LLM.int8 taken to cost what NF4 does
 
     demo_study = load_study(args.demo_config)
     demo_cells = study_cells(demo_study)
-    demo_example_s = {alias: demo["example_s"][task.kind] for alias, task in demo_study.tasks.items()}
-    report["demo"] = {
-        "measured": demo,
-        "rows": print_projection(
-            f"DEMO config {args.demo_config.name} on this {args.device.upper()} (all measured)",
-            demo_cells,
-            startup_s,
-            demo["load_s"],
-            demo_example_s,
-        ),
-    }
+    demo_example = {alias: demo["example_s"][task.kind] for alias, task in demo_study.tasks.items()}
+    demo_rows, demo_shares = print_projection(
+        f"DEMO config {args.demo_config.name} on this {args.device.upper()} (all measured)",
+        demo_cells,
+        startup_runs,
+        demo_load,
+        demo_example,
+    )
 
     paper_study = load_study(args.paper_config)
     paper_cells = study_cells(paper_study)
     if big is not None:
-        load_s = {**ASSUMED_7B["load_s"], **big["load_s"]}  # a bit-width that could not be loaded: assumed
+        # a bit-width that could not be loaded: assumed
+        load_runs = {**{b: [s] for b, s in ASSUMED_7B["load_s"].items()}, **big["load_s"]}
         if 8 not in big["load_s"] and 4 in big["load_s"]:
-            load_s[8] = load_s[4]
-        example_s = big["example_s"]
+            load_runs[8] = load_runs[4]
+        example_runs = big["example_s"]
         source = f"7B-shaped model MEASURED on {args.device}"
         if args.big_shape:
             source += f" (shape overridden: {args.big_shape})"
     else:
-        load_s = dict(ASSUMED_7B["load_s"])
-        example_s = {name: assumed_7b_example_s(task.shape) for name, task in PAPER_TASKS.items()}
+        load_runs = {b: [s] for b, s in ASSUMED_7B["load_s"].items()}
+        example_runs = {name: [assumed_7b_example_s(task.shape)] for name, task in PAPER_TASKS.items()}
         source = "7B on one H100 ASSUMED (no GPU here; see ASSUMED_7B), startup measured here"
+    load_s, example_s = medians(load_runs), medians(example_runs)
     print(
         f"\n7B per example ({'measured' if big else 'ASSUMED'}): "
         + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in example_s.items())
@@ -573,8 +661,8 @@ def main(argv=None) -> dict:
         )
     )
     print("examples per language: " + "; ".join(f"{k}: {t.source}" for k, t in PAPER_TASKS.items()))
-    rows = print_projection(
-        f"PAPER config {args.paper_config.name}: {source}", paper_cells, startup_s, load_s, example_s
+    rows, paper_shares = print_projection(
+        f"PAPER config {args.paper_config.name}: {source}", paper_cells, startup_runs, load_runs, example_runs
     )
     chosen = next(r for r in rows if r["design"] == "per task")
     per_score = next(r for r in rows if r["design"] == "per score")
@@ -593,9 +681,35 @@ def main(argv=None) -> dict:
         )
     else:
         print("the chosen design stays under 10 % model-load share however fast evaluation is (startup dominates)")
-    report["paper"] = {"source": source, "load_s": load_s, "example_s": example_s, "rows": rows}
+    settings = {
+        "device": args.device,
+        "repeats": args.repeats,
+        "examples": args.examples,
+        "batch_size": batch_size,
+        "bits": bits_list,
+        "smoke": args.smoke,
+        "demo_config": str(args.demo_config),
+        "paper_config": str(args.paper_config),
+        "demo_shape": demo_shape,
+        "big_shape": {**LLAMA_7B, **(args.big_shape or {})} if big is not None else None,
+    }
+    report = results.header("eval_overhead", settings, args.device)
+    report.update(
+        measured=measured,
+        projections={
+            "demo": {"rows": demo_rows, "shares": demo_shares},
+            "paper": {
+                "source": source,
+                "load_s": {str(b): s for b, s in load_s.items()},
+                "example_s": example_s,
+                "rows": rows,
+                "shares": paper_shares,
+            },
+        },
+    )
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1, default=str))
+        results.write(args.json, report)
+        print(f"figures written to {args.json}")
     return report
 
 

@@ -1,13 +1,15 @@
 """The project's finetune against a plain transformers Trainer with its default padding collator, side by side.
 
-  .venv/bin/python bench/finetune_throughput.py                     # CPU, the demo's tiny model and data
+  .venv/bin/python bench/finetune_throughput.py --json bench-finetune.json   # CPU, the demo's tiny model and data
   .venv/bin/python bench/finetune_throughput.py --device cuda --arch llama-2-7b   # GPU, a random-init 7B shape
   .venv/bin/python bench/finetune_throughput.py --device cuda --arch llama-2-7b --bits 4 --arms maple \
       --max-seq-length 2048 --batching packed --gradient-checkpointing   # 4-bit QLoRA of the 7B alone (gpu_check.sh)
+  .venv/bin/python bench/finetune_throughput.py --smoke --base DIR --train FILE  # does it run (2 steps, 1 repeat)
 
 Needs the demo's model and data (`snakemake results/models/tiny results/data/demo/train.jsonl`), or --base/--train.
 
-Arms (each run in a fresh Python process, so that peak memory is its own; the arms alternate within each repeat):
+Arms (each run in a fresh Python process, so that peak memory is its own; 5 repeats, the arms' order reversed in
+every other repeat, so that each arm's repeat i runs next to the others' repeat i):
   maple             maple.training.build_trainer, the workflow's finetune: trl SFTTrainer with the config's batching
                     (length_grouped: micro-batches of about equal length; --batching to change it), response-only
                     loss through trl's fused LM head on the response tokens only, fused AdamW (paged 8-bit AdamW
@@ -15,14 +17,20 @@ Arms (each run in a fresh Python process, so that peak memory is its own; the ar
   trainer_defaults  transformers.Trainer, the default causal-LM padding collator (DataCollatorForLanguageModeling,
                     mlm=False: random micro-batches padded to their longest, loss on every token) and the Trainer's
                     default micro-batch (8), with accumulation up to the same effective batch
-  trainer_same_micro  the same, at the maple arm's micro-batch (tells the padding gain from the micro-batch gain)
+  trainer_same_micro  the same, at the maple arm's micro-batch (tells the padding gain from the micro-batch gain);
+                    not run by default (it adds half again to the run time): --arms maple,trainer_defaults,trainer_same_micro
 Common to all: the same model and LoRA (rank, alpha, dropout, target modules), learning rate, epochs / steps,
-effective batch size, seed, precision (fp32 on CPU, bf16 on a GPU with bf16), SDPA attention, threads.
+effective batch size, seed, precision (fp32 on CPU, bf16 on a GPU with bf16), SDPA attention, threads. The default
+work per arm is 10 epochs of the demo data (--arch tiny): over 20 s of the measured loop per arm on a 2-core CPU, long
+enough to hold still on a shared machine; on a CPU each arm runs 1 torch thread by default (--threads).
 
 Measured per arm, over the training loop only (model loading and tokenisation excluded): real (non-padding) tokens
-per second, the useful-token fraction (real tokens / processed tokens, processed = every position of every micro-
-batch), peak memory (CUDA: max allocated; CPU: peak RSS of the arm's process) and loop seconds. Printed: each run,
-the median over the repeats, and the ratios maple / baseline.
+per second, and per CPU second of the arm's process (the work done, which other load on the machine hardly changes),
+the useful-token fraction (real tokens / processed tokens, processed = every position of every micro-batch), peak
+memory (CUDA: max allocated; CPU: peak RSS of the arm's process) and loop seconds. Printed: each run, per arm the
+median (min-max) over the repeats, and each ratio maple / baseline as the median (min-max) of the per-repeat ratios
+(maple's repeat i / the baseline's repeat i) beside the ratio of the medians. --json PATH writes all of it, every
+run, the machine, the library versions and the git commit (bench/results.py).
 
 With --device cuda: model FLOPs utilisation against the measured bf16 matmul peak of the GPU (the best of square
 bf16 matmuls of 4096..16384, timed with CUDA events). Model FLOPs of LoRA training, counted on real tokens only:
@@ -42,7 +50,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +59,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
+import results  # noqa: E402  (bench/results.py, beside this script)
+
 ARMS = ("maple", "trainer_defaults", "trainer_same_micro")
+DEFAULT_ARMS = ("maple", "trainer_defaults")
 TRAINER_DEFAULT_MICRO_BATCH = 8  # transformers.TrainingArguments.per_device_train_batch_size
 ARCHS = {
     # Llama-2-7B's shape (meta-llama/Llama-2-7b-hf config.json); random init, no weights needed
@@ -82,7 +92,7 @@ def finetune_params(
     """FinetuneParams from a workflow config's finetune section (schema defaults for keys it leaves out), with the
     command line's overrides (max_seq_length, gradient_checkpointing, micro/effective batch size) on top."""
     import yaml
-    from maple.training import FinetuneParams, micro_batch_for_attempt
+    from maple.finetune_params import FinetuneParams, micro_batch_for_attempt
 
     with open(config_path, encoding="utf-8") as f:
         config = yaml.safe_load(f)
@@ -105,7 +115,7 @@ def finetune_params(
 
 def random_init_model(arch: str, tokenizer, device: str):
     import torch
-    from maple.training import compute_dtype
+    from maple.models import compute_dtype
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     config = LlamaConfig(
@@ -122,7 +132,7 @@ def random_init_model(arch: str, tokenizer, device: str):
 
 def load_model(args, params):
     """(model, tokenizer): the base at args.base, or a random-init model of args.arch's shape with its tokenizer."""
-    from maple.training import load_base
+    from maple.models import load_base
     from transformers import AutoTokenizer
 
     if args.arch == "tiny":
@@ -158,8 +168,11 @@ def baseline_trainer(params, model, tokenizer, train_file: str, output_dir: str,
     causal-LM padding collator, default TrainingArguments except what defines the training problem."""
     import torch
     from datasets import Dataset
+    from maple.finetune_params import micro_batch_for_attempt
+    from maple.models import compute_dtype, device_kind
     from maple.records import read_jsonl
-    from maple.training import compute_dtype, device_kind, measured, micro_batch_for_attempt, to_prompt_completion
+    from maple.trainer import measured
+    from maple.training import to_prompt_completion
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
@@ -269,10 +282,28 @@ def measure_bf16_peak(device: str = "cuda") -> dict:
     return best
 
 
+def cpu_clock():
+    """A trainer callback that takes the CPU seconds of this process (every thread) over the training loop: the work
+    done, which, unlike the wall clock, other processes on a shared machine hardly change."""
+    from transformers import TrainerCallback
+
+    class CpuClock(TrainerCallback):
+        seconds = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.process_time()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.seconds = time.process_time() - self.started
+
+    return CpuClock()
+
+
 def run_arm(args) -> dict:
     """One arm in this process; returns its measurements."""
     import torch
-    from maple.training import build_trainer, peak_memory
+    from maple.trainer import peak_memory
+    from maple.training import build_trainer
 
     torch.set_num_threads(args.threads)
     params = finetune_params(
@@ -289,6 +320,8 @@ def run_arm(args) -> dict:
             micro = TRAINER_DEFAULT_MICRO_BATCH if args.arm == "trainer_defaults" else params.micro_batch_size
             trainer = baseline_trainer(params, model, tokenizer, args.train, out, micro)
             micro = trainer.args.per_device_train_batch_size
+        clock = cpu_clock()
+        trainer.add_callback(clock)
         trainer.train()
     meter = trainer.meter
     result = {
@@ -298,6 +331,8 @@ def run_arm(args) -> dict:
         "steps": trainer.state.global_step,
         "loop_seconds": meter.seconds(),
         **meter.summary(),
+        "loop_cpu_seconds": clock.seconds,
+        "real_tokens_per_cpu_second": meter.real / clock.seconds if clock.seconds else None,
         **peak_memory(),
         "batching": params.batching if args.arm == "maple" else "padded (random order)",
         **model_flops(trainer.model, meter),
@@ -314,16 +349,35 @@ def overrides(args) -> dict:
     }
 
 
-def median(runs: list[dict], key: str):
-    values = [r[key] for r in runs if r.get(key) is not None]
-    return statistics.median(values) if values else None
+FIGURES = (
+    "real_tokens_per_second",
+    "real_tokens_per_cpu_second",
+    "processed_tokens_per_second",
+    "useful_token_fraction",
+    "peak_memory_bytes",
+    "loop_seconds",
+    "loop_cpu_seconds",
+    "process_seconds",
+    "steps",
+    "mfu",
+)
+RATIO_FIGURES = (
+    "real_tokens_per_second",
+    "real_tokens_per_cpu_second",
+    "useful_token_fraction",
+    "peak_memory_bytes",
+    "loop_seconds",
+    "mfu",
+)
+DEMO_EPOCHS = 10  # the demo's 840 examples x 10 epochs: 21-25 s of the maple arm's loop on one CPU thread
+SMOKE_STEPS = 2
 
 
 def fmt_bytes(n) -> str:
     return "-" if n is None else f"{n / 2**20:,.0f} MiB"
 
 
-def main() -> None:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config",
@@ -342,7 +396,12 @@ def main() -> None:
     parser.add_argument("--rank", type=int, help="LoRA rank (default: the config's first)")
     parser.add_argument("--bits", type=int, choices=(4, 8, 16), default=16)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--epochs", type=float, default=1.0, help="epochs per arm (default 1)")
+    parser.add_argument(
+        "--epochs",
+        type=float,
+        help=f"epochs per arm, the same for every arm (default {DEMO_EPOCHS} with --arch tiny: over 20 s of the "
+        "measured loop per arm on the demo; 1 for the random-init shapes)",
+    )
     parser.add_argument("--max-steps", type=int, help="optimiser steps per arm instead of epochs")
     parser.add_argument(
         "--batching",
@@ -362,13 +421,50 @@ def main() -> None:
         "--model-cache",
         help="--arch at --bits 4/8: the directory the random-init model is saved in, reused where it is already there",
     )
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--arms", default=",".join(ARMS))
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--json", help="write every run and the summary here")
+    parser.add_argument("--repeats", type=int, help="repeats, the arms alternating in each (default 5)")
+    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"a comma-separated subset of {ARMS}")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per arm (default 1 on CPU: steadier on a shared machine; torch's default on CUDA)",
+    )
+    parser.add_argument("--json", help="write the figures (per arm, per repeat, ratios, machine, versions) here")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"a check that the benchmark runs, not a measurement: {SMOKE_STEPS} steps, 1 repeat (unless given)",
+    )
     parser.add_argument("--arm", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Defaults that depend on other options, resolved alike in the parent and in each arm's process.
+    if args.smoke and args.max_steps is None:
+        args.max_steps = SMOKE_STEPS
+    if args.epochs is None:
+        args.epochs = float(DEMO_EPOCHS if args.arch == "tiny" else 1)
+    if args.repeats is None:
+        args.repeats = 1 if args.smoke else 5
+    if args.threads is None:
+        args.threads = 1 if args.device == "cpu" else (os.cpu_count() or 1)
+    return args
+
+
+def summarize(runs: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """(per arm the spread of every figure, per baseline arm the paired ratios maple / baseline)."""
+    summary = {arm: results.figures(rs, FIGURES) for arm, rs in runs.items()}
+    ratios = {}
+    for arm, rs in runs.items():
+        if arm == "maple":
+            continue
+        mine = runs["maple"]
+        ratios[f"maple/{arm}"] = {
+            key: results.paired_ratio([r.get(key) for r in mine], [r.get(key) for r in rs]) for key in RATIO_FIGURES
+        }
+    return summary, ratios
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -400,7 +496,16 @@ def main() -> None:
             f"bf16 matmul peak of {torch.cuda.get_device_name()}: {peak['flops_per_second'] / 1e12:.1f} TFLOP/s "
             f"({peak['n']}^3 matmuls)"
         )
-    forward = [a for a in sys.argv[1:]]
+    forward = list(argv if argv is not None else sys.argv[1:])
+    for option in ("--json",):  # the parent's business only
+        while option in forward:
+            i = forward.index(option)
+            del forward[i : i + 2]
+    forward = [a for a in forward if not a.startswith("--json=")]
+    # The resolved settings, so that every arm's process gets the same ones.
+    forward += ["--epochs", str(args.epochs), "--repeats", str(args.repeats), "--threads", str(args.threads)]
+    if args.max_steps is not None:
+        forward += ["--max-steps", str(args.max_steps)]
     runs: dict[str, list[dict]] = {a: [] for a in arms}
     with tempfile.TemporaryDirectory(prefix="bench-finetune-") as tmp:
         if args.arch != "tiny" and args.bits != 16:
@@ -424,54 +529,47 @@ def main() -> None:
                         f"arm {arm} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
                     )
                 result = json.loads(Path(result_file).read_text())
+                result["repeat"] = repeat
                 result["process_seconds"] = time.time() - started
-                if peak:
-                    result["mfu"] = result["model_flops"] / result["loop_seconds"] / peak["flops_per_second"]
+                result["mfu"] = (
+                    result["model_flops"] / result["loop_seconds"] / peak["flops_per_second"] if peak else None
+                )
                 runs[arm].append(result)
                 print(
-                    f"repeat {repeat + 1} {arm:>18}: {result['real_tokens_per_second']:8.0f} real tok/s, useful "
+                    f"repeat {repeat + 1} {arm:>18}: {result['real_tokens_per_second']:8.0f} real tok/s "
+                    f"({result['real_tokens_per_cpu_second'] or 0:.0f} per CPU s), useful "
                     f"{result['useful_token_fraction']:.3f}, micro {result['micro_batch']} x {result['accumulation']}"
                     f", {result['steps']} steps in {result['loop_seconds']:.1f} s, peak {fmt_bytes(result['peak_memory_bytes'])}"
                     + (f", MFU {result['mfu']:.1%}" if peak else ""),
                     flush=True,
                 )
 
-    summary = {
-        arm: {
-            k: median(rs, k)
-            for k in ("real_tokens_per_second", "useful_token_fraction", "peak_memory_bytes", "loop_seconds", "mfu")
-        }
-        for arm, rs in runs.items()
-    }
+    summary, ratios = summarize(runs)
     params = finetune_params(
         args.config, args.rank, args.bits, args.seed, args.epochs, args.max_steps, args.batching, overrides(args)
     )
+    work = f"max_steps {params.max_steps}" if params.max_steps > 0 else f"{params.epochs:g} epoch(s)"
     print(
-        f"\nmedian of {args.repeats} runs per arm; {args.device}, model {args.arch} ({args.base}), data {args.train}, "
-        f"rank {params.rank}, bits {params.bits}, effective batch {params.effective_batch_size}, "
-        f"{'max_steps ' + str(params.max_steps) if params.max_steps > 0 else str(params.epochs) + ' epoch(s)'}, "
-        f"{args.threads} threads"
-    )
-    print(
-        f"{'arm':>18} {'real tok/s':>11} {'useful':>7} {'peak memory':>12} {'loop s':>7}" + ("   MFU" if peak else "")
+        f"\nmedian (min-max) of {args.repeats} repeat(s) per arm, arms alternating, each in its own process; "
+        f"{args.device}, model {args.arch} ({args.base}), data {args.train}, rank {params.rank}, bits {params.bits}, "
+        f"effective batch {params.effective_batch_size}, {work} per arm, {args.threads} thread(s)"
     )
     for arm, s in summary.items():
         print(
-            f"{arm:>18} {s['real_tokens_per_second']:11.0f} {s['useful_token_fraction']:7.3f} "
-            f"{fmt_bytes(s['peak_memory_bytes']):>12} {s['loop_seconds']:7.1f}" + (f" {s['mfu']:6.1%}" if peak else "")
+            f"{arm:>18}: real tok/s {results.fmt(s['real_tokens_per_second'], '{:.0f}')}, per CPU s "
+            f"{results.fmt(s['real_tokens_per_cpu_second'], '{:.0f}')}, useful "
+            f"{results.fmt(s['useful_token_fraction'], '{:.3f}')}, loop s {results.fmt(s['loop_seconds'], '{:.1f}')}"
+            f", peak MiB {results.fmt(s['peak_memory_bytes'], '{:,.0f}', 2**-20)}"
+            + (f", MFU {results.fmt(s['mfu'], '{:.1%}')}" if peak else "")
         )
-    ratios = {}
-    for arm in arms[1:] if arms[0] == "maple" else [a for a in arms if a != "maple"]:
-        m, b = summary["maple"], summary[arm]
-        ratios[arm] = {
-            "real_tokens_per_second": m["real_tokens_per_second"] / b["real_tokens_per_second"],
-            "useful_token_fraction": m["useful_token_fraction"] / b["useful_token_fraction"],
-            "peak_memory": m["peak_memory_bytes"] / b["peak_memory_bytes"],
-        }
+    print("ratios: median (min-max) of the per-repeat ratios (maple's repeat i / the baseline's repeat i)")
+    for name, r in ratios.items():
+        tps = r["real_tokens_per_second"]
         print(
-            f"maple / {arm}: real tokens per second x{ratios[arm]['real_tokens_per_second']:.2f}, useful-token "
-            f"fraction {m['useful_token_fraction']:.3f} vs {b['useful_token_fraction']:.3f}, peak memory "
-            f"x{ratios[arm]['peak_memory']:.2f}" + (f", MFU {m['mfu']:.1%} vs {b['mfu']:.1%}" if peak else "")
+            f"{name}: real tokens per second x{results.fmt(tps, '{:.2f}')} (ratio of medians "
+            f"x{tps['ratio_of_medians']:.2f}), per CPU second x{results.fmt(r['real_tokens_per_cpu_second'])}, "
+            f"useful-token fraction x{results.fmt(r['useful_token_fraction'])}, "
+            f"peak memory x{results.fmt(r['peak_memory_bytes'])}" + (f", MFU x{results.fmt(r['mfu'])}" if peak else "")
         )
     if peak:
         flops = runs["maple"][0]
@@ -483,9 +581,34 @@ def main() -> None:
             f"pairs; against the measured bf16 matmul peak {peak['flops_per_second'] / 1e12:.1f} TFLOP/s"
         )
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"runs": runs, "summary": summary, "ratios": ratios, "peak": peak}, indent=1)
+        settings = {
+            "device": args.device,
+            "arch": args.arch,
+            "base": args.base,
+            "train": args.train,
+            "config": args.config,
+            "arms": arms,
+            "repeats": args.repeats,
+            "threads": args.threads,
+            "smoke": args.smoke,
+            "epochs": params.epochs,
+            "max_steps": params.max_steps,
+            "rank": params.rank,
+            "bits": params.bits,
+            "seed": params.seed,
+            "effective_batch_size": params.effective_batch_size,
+            "micro_batch_size": params.micro_batch_size,
+            "batching": params.batching,
+        }
+        report = results.header("finetune_throughput", settings, args.device)
+        report["machine"]["torch_threads"] = args.threads  # per arm's process
+        report.update(
+            arms={arm: {"figures": summary[arm], "runs": runs[arm]} for arm in arms},
+            ratios=ratios,
+            bf16_peak=peak,
         )
+        results.write(args.json, report)
+        print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":
