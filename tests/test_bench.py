@@ -116,6 +116,7 @@ def smoke_runs(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_finetune_throughput_smoke_json(smoke_runs):
     stdout, report = smoke_runs["finetune_throughput"]
     check_header(report, "finetune_throughput")
@@ -136,6 +137,7 @@ def test_finetune_throughput_smoke_json(smoke_runs):
     assert f"real tokens per second x{tps['median']:.2f} ({tps['min']:.2f}-{tps['max']:.2f})" in stdout
 
 
+@pytest.mark.slow
 def test_eval_overhead_smoke_json(smoke_runs):
     stdout, report = smoke_runs["eval_overhead"]
     check_header(report, "eval_overhead")

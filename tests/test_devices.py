@@ -171,6 +171,7 @@ def test_the_log_names_the_claimed_device(env, tmp_path):
     assert done.stdout.strip() == "after unset"
 
 
+@pytest.mark.slow
 def test_workflow_shares_cores_and_refuses_more_gpus_than_the_machine_has(tmp_path, monkeypatch):
     """The real workflow, dry run: with 2 GPUs and --cores 4 --resources gpu=2 a GPU job gets 2 threads (not 4, which
     would run one at a time); gpu_job_threads in the config sets it; gpu=3 stops the run before any job starts,

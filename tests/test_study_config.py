@@ -163,6 +163,7 @@ def dry_run(request, tmp_path_factory):
     return job_stats(output), output, violations
 
 
+@pytest.mark.slow
 def test_study_plans_offline_without_loading_models(dry_run):
     jobs, output, violations = dry_run
     assert violations == "", f"planning touched the network or a model library:\n{violations}"
@@ -170,6 +171,7 @@ def test_study_plans_offline_without_loading_models(dry_run):
     assert jobs, f"no job table in the dry run output:\n{output[-3000:]}"
 
 
+@pytest.mark.slow
 def test_study_dry_run_is_the_grid(dry_run):
     jobs, output, _ = dry_run
     config = load_study()

@@ -404,6 +404,7 @@ def test_each_task_gets_only_the_mirrors_it_reads():
     assert task_sources.task_mirrors(["xcopa_et"], {}, shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir()) == {}
 
 
+@pytest.mark.slow
 def test_study_with_mirrors_plans_offline(tmp_path):
     """config/maple.yaml with dataset_mirrors set still plans, offline, the same jobs."""
     from conftest import planned_jobs, write_config
