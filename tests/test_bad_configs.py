@@ -60,6 +60,11 @@ def _add_dataset(name: str, spec: dict):
     return mutate
 
 
+# Bad GGUF sources (models.<alias>.gguf): tests/data/gguf holds a text file named .gguf and a GGUF header whose
+# general.architecture is one transformers does not know; both by absolute path (the slow table runs elsewhere).
+GGUF_DATA = REPO / "tests" / "data" / "gguf"
+
+
 def _unknown_lm_eval_task(config):
     config["languages"]["en"]["codes"] = {"xcopa": "en"}
     config["evaluation"]["tasks"]["xcopa"] = {
@@ -140,6 +145,22 @@ CASES = {
     "missing_local_model_path": (
         _add_model("local", {"path": "no/such/model"}),
         ["models.local.path", "expected an existing local model directory", "no/such/model"],
+    ),
+    "gguf_missing_file": (
+        _add_model("smol", {"gguf": "no/such/model.gguf"}),
+        ["models.smol.gguf", "'no/such/model.gguf': no such file"],
+    ),
+    "gguf_missing_package": (
+        _add_model("smol", {"gguf": "package:no_such_maple_package/model.gguf"}),
+        ["models.smol.gguf", "no installed package 'no_such_maple_package'"],
+    ),
+    "gguf_not_a_gguf": (
+        _add_model("smol", {"gguf": str(GGUF_DATA / "not_a_gguf.gguf")}),
+        ["models.smol.gguf", "not_a_gguf.gguf", "is not a GGUF file", "magic bytes"],
+    ),
+    "gguf_unsupported_architecture": (
+        _add_model("smol", {"gguf": str(GGUF_DATA / "unsupported_arch.gguf")}),
+        ["models.smol.gguf", "unsupported_arch.gguf", "architecture 'nonesuch'", "transformers cannot convert"],
     ),
     "num_fewshot_wrong_type": (
         _set("evaluation.tasks.demo_mc.num_fewshot", "five"),
@@ -258,6 +279,17 @@ def test_mistyped_keys_stop_the_dry_run(case, tmp_path):
     assert "Building DAG of jobs" not in output
 
 
+def test_a_bad_gguf_stops_the_dry_run(tmp_path):
+    """`snakemake -n` stops on a file that is not GGUF, with one line naming the key and the file, no DAG built."""
+    mutate, expected = CASES["gguf_not_a_gguf"]
+    result = run_snakemake(tmp_path, "-n", config=write_case(tmp_path, mutate), check=False, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    lines = [line for line in output.splitlines() if all(e in line for e in expected)]
+    assert len(lines) == 1 and len(lines[0]) < 400, output[-3000:]
+    assert "Building DAG of jobs" not in output
+
+
 def test_the_default_config_is_valid(tmp_path):
     """The baseline of the table: the unmutated small config passes the same checks (a dry run plans jobs)."""
     config = write_case(tmp_path, lambda c: c)
@@ -284,7 +316,7 @@ def test_yaml_syntax_error_named_by_the_checker(tmp_path):
 
 
 def test_checker_accepts_the_shipped_configs():
-    for name in ("config.yaml", "maple.yaml"):
+    for name in ("config.yaml", "maple.yaml", "smollm2.yaml"):
         result = subprocess.run(
             [sys.executable, str(REPO / "workflow" / "scripts" / "check_config.py"), str(REPO / "config" / name)],
             capture_output=True,

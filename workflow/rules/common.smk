@@ -59,6 +59,7 @@ GPU_JOB_THREADS = threads_per_gpu_job(
     all_cores=ALL_CORES,
 )
 BUILT_MODELS = [alias for alias, m in STUDY.models.items() if m.build]
+GGUF_MODELS = [alias for alias, m in STUDY.models.items() if m.gguf]
 FINETUNE_BENCHMARK = "benchmarks/finetune/{model}/{data}/r{rank}-q{bits}.tsv"
 EVALUATE_BENCHMARK = "benchmarks/evaluate/{model}/{variant}/{task}.tsv"
 CAPTIONS = "../report"
@@ -106,9 +107,23 @@ def get_final_output():
     return tables + plots
 
 
+def model_dir_input(alias):
+    """A built or converted model is a target of this workflow ({R}/models/<alias>); a hub or local model is not."""
+    return f"{R}/models/{alias}" if STUDY.models[alias].made_here else []
+
+
 def get_base_model_input(wildcards):
-    """A built model is a target of this workflow; a hub or local model is not."""
-    return f"{R}/models/{wildcards.model}" if STUDY.models[wildcards.model].build else []
+    return model_dir_input(wildcards.model)
+
+
+def get_gguf_file(wildcards):
+    """The GGUF file a convert_gguf job reads (models.<alias>.gguf, resolved and checked at planning: maple.gguf)."""
+    return STUDY.models[wildcards.model].gguf
+
+
+def get_gguf_spec(wildcards):
+    """models.<alias>.gguf as the config gives it (the provenance names it; the resolved path is machine-specific)."""
+    return config["models"][wildcards.model]["gguf"]
 
 
 def template_languages():
@@ -158,8 +173,11 @@ def get_lexicon_dir(wildcards, input):
 
 
 def get_synth_data_input(wildcards):
+    """A template dataset's lexicons; a teacher that is a model this workflow builds or converts: its directory."""
     spec = STUDY.datasets[wildcards.data]
-    return lexicon_files(spec["languages"]) if spec["backend"] == "template" else []
+    files = lexicon_files(spec["languages"]) if spec["backend"] == "template" else []
+    teacher = STUDY.data_teachers.get(wildcards.data)
+    return files + ([model_dir_input(teacher)] if teacher and STUDY.models[teacher].made_here else [])
 
 
 def get_dataset_languages(wildcards):

@@ -1,4 +1,5 @@
-# Data: the tiny demo base model and the instruction datasets with their held-out evaluation sets.
+# Data: the local model sources (the tiny demo base model, GGUF checkpoints converted) and the instruction datasets
+# with their held-out evaluation sets.
 
 
 rule build_tiny_model:
@@ -23,6 +24,26 @@ rule build_tiny_model:
         code_version=STAGE_VERSIONS["build_tiny_model"],
     script:
         "../scripts/build_tiny_model.py"
+
+
+rule convert_gguf:
+    input:
+        gguf=get_gguf_file,
+    output:
+        directory(f"{R}/models/{{model}}"),
+    log:
+        "logs/convert_gguf/{model}.log",
+    benchmark:
+        "benchmarks/convert_gguf/{model}.tsv"
+    wildcard_constraints:
+        model=_alternatives(GGUF_MODELS),
+    conda:
+        CONDA_ENV
+    params:
+        gguf=get_gguf_spec,
+        code_version=STAGE_VERSIONS["convert_gguf"],
+    script:
+        "../scripts/convert_gguf.py"
 
 
 rule synth_data:

@@ -5,6 +5,7 @@ as they are leaves it (README, "What reruns")."""
 
 STAGE_VERSIONS = {
     "build_tiny_model": 1,
+    "convert_gguf": 1,
     "synth_data": 1,
     "finetune": 1,
     "evaluate": 1,

@@ -8,6 +8,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 
+from .gguf import GGUFError, check_gguf
 from .task_sources import mirror_data_spec
 
 BASE_VARIANT = "base"
@@ -28,6 +29,12 @@ class Model:
     prompt_format: str
     target_modules: tuple[str, ...]
     build: str | None  # "tiny_llama" when the workflow builds it
+    gguf: str | None = None  # the GGUF file the workflow converts it from (models.<alias>.gguf, resolved)
+
+    @property
+    def made_here(self) -> bool:
+        """A target of this workflow (built or converted into {results_dir}/models/{alias}), not a hub or local model."""
+        return bool(self.build or self.gguf)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,9 @@ class Study:
     finished_evaluations: frozenset | None = None
     # hub dataset id -> local mirror directory (dataset_mirrors; maple.task_sources).
     dataset_mirrors: dict[str, str] = field(default_factory=dict)
+    # dataset -> the model alias its `teacher` names (that model's source is the teacher; its directory is the
+    # synth_data job's input where the workflow makes it).
+    data_teachers: dict[str, str] = field(default_factory=dict)
 
     def data_seed(self, data: str) -> int:
         return self.data_seeds.get(data, self.seed)
@@ -131,9 +141,18 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _resolve_model(alias: str, spec: dict, finetune: dict, config_dir: str) -> Model:
-    sources = [k for k in ("hub_id", "path", "build") if k in spec]
-    _require(len(sources) == 1, f"models.{alias}: give exactly one of hub_id, path or build (got {sources or 'none'})")
-    if "path" in spec:
+    sources = [k for k in ("hub_id", "path", "build", "gguf") if k in spec]
+    _require(
+        len(sources) == 1, f"models.{alias}: give exactly one of hub_id, path, build or gguf (got {sources or 'none'})"
+    )
+    gguf = None
+    if "gguf" in spec:
+        try:
+            gguf = str(check_gguf(spec["gguf"], config_dir)[0])
+        except GGUFError as error:
+            raise ConfigError(f"models.{alias}.gguf: {error}") from None
+        source = ""  # filled in by the caller: {results_dir}/models/{alias}
+    elif "path" in spec:
         path = spec["path"] if os.path.isabs(spec["path"]) else os.path.join(config_dir, spec["path"])
         _require(
             os.path.isdir(path),
@@ -152,7 +171,22 @@ def _resolve_model(alias: str, spec: dict, finetune: dict, config_dir: str) -> M
         prompt_format=spec["prompt_format"],
         target_modules=tuple(spec.get("target_modules") or finetune["target_modules"]),
         build=spec.get("build"),
+        gguf=gguf,
     )
+
+
+def _with_teacher_model(spec: dict, model: Model) -> dict:
+    """A dataset whose `teacher` is a model alias of this config: that model's source (a hub id, a local directory,
+    or the directory the workflow builds or converts) is the teacher, with a hub model's revision and the model's
+    trust_remote_code unless the dataset gives its own; the records' source names the alias."""
+    resolved = {**spec, "teacher": model.source}
+    if not model.made_here and not os.path.isdir(model.source):  # a hub model: its pinned revision
+        resolved.setdefault("revision", model.revision)
+    if model.trust_remote_code:
+        resolved.setdefault("trust_remote_code", True)
+    if spec["backend"] == "generate":
+        resolved.setdefault("source", f"generate:{model.alias}")
+    return resolved
 
 
 def _resolve_task(alias: str, spec: dict, languages: dict, datasets: dict) -> Task:
@@ -208,13 +242,13 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
     models = {}
     for alias, spec in config["models"].items():
         model = _resolve_model(alias, spec, finetune, config_dir)
-        if model.build:
-            model = Model(**{**model.__dict__, "source": os.path.join(results_dir, "models", alias)})
+        if model.made_here:
+            model = replace(model, source=os.path.join(results_dir, "models", alias))
         models[alias] = model
 
     seed = int(config["seed"])
     mirrors = dict(config.get("dataset_mirrors") or {})
-    datasets, data_seeds = {}, {}
+    datasets, data_seeds, data_teachers = {}, {}, {}
     for name, spec in config["datasets"].items():
         for lang in spec["languages"]:
             _require(
@@ -225,6 +259,9 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
         # explicitly reruns nothing.
         data_seeds[name] = int(spec.get("seed", seed))
         datasets[name] = mirror_data_spec({k: v for k, v in spec.items() if k != "seed"}, mirrors)
+        if spec.get("teacher") in models:
+            datasets[name] = _with_teacher_model(datasets[name], models[spec["teacher"]])
+            data_teachers[name] = spec["teacher"]
 
     for key in ("ranks", "bits"):
         _require(len(finetune[key]) > 0, f"finetune.{key}: expected a non-empty list")
@@ -272,4 +309,5 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
         tiny_model=config["tiny_model"],
         data_seeds=data_seeds,
         dataset_mirrors=mirrors,
+        data_teachers=data_teachers,
     )

@@ -1,0 +1,16 @@
+"""Snakemake rule convert_gguf: a GGUF checkpoint dequantised into a save_pretrained directory (maple.gguf)."""
+
+import json
+
+from maple.gguf import convert_gguf
+from maple.jobs import logged_to, use_threads
+
+if __name__ == "__main__":
+    with logged_to(snakemake.log[0]):  # noqa: F821
+        use_threads(snakemake.threads)  # noqa: F821
+        provenance = convert_gguf(
+            snakemake.input.gguf,  # noqa: F821
+            snakemake.output[0],  # noqa: F821
+            snakemake.params.gguf,  # noqa: F821
+        )
+        print(json.dumps(provenance))
