@@ -191,9 +191,10 @@ def convert_gguf(gguf_file: str | os.PathLike, out_dir: str | os.PathLike, spec:
         from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
         where, name = str(gguf_file.parent), gguf_file.name
-        tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
+        # A GGUF file holds no modelling code: never any remote code, stated explicitly as every load does.
+        tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(
-            where, gguf_file=name, quantization_config=GgufConfig(dequantize=True)
+            where, gguf_file=name, quantization_config=GgufConfig(dequantize=True), trust_remote_code=False
         )
     except Exception as error:  # noqa: BLE001 - any failure inside transformers' reader is the file's
         detail = " ".join(str(error).split())[:300]
