@@ -65,6 +65,7 @@ def test_smollm2_study_converts_the_gguf_and_teaches_with_the_converted_model(sm
     }
 
 
+@pytest.mark.slow  # plans a whole study through snakemake -n (over 10 s here)
 def test_smollm2_config_plans(tmp_path):
     """snakemake -n: one conversion, both datasets, four finetunes, the base and four adapters evaluated per task."""
     jobs = planned_jobs(tmp_path, config=SMOLLM2_CONFIG)
