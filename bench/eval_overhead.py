@@ -52,6 +52,7 @@ SCRIPTS = REPO / "workflow" / "scripts"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import results  # noqa: E402  (bench/results.py, beside this script)
+from finetune_throughput import ARCHS  # noqa: E402
 
 SHIPPED_TASKS = REPO / "workflow" / "resources" / "lm_eval_tasks"
 
@@ -121,16 +122,8 @@ DEMO_SHAPES = {
     "generate": Shape("generate", context=24, new_tokens=8),
 }
 
-# Llama-2-7B's shape.
-LLAMA_7B = dict(
-    hidden_size=4096,
-    intermediate_size=11008,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    vocab_size=32000,
-    max_position_embeddings=4096,
-)
+# Llama-2-7B's shape: the finetune benchmark's, one definition for both.
+LLAMA_7B = ARCHS["llama-2-7b"]
 
 # Used for the 7B when it is not measured (no GPU): ASSUMPTIONS, each with its reason. They lean towards a fast
 # evaluation and a slow load, i.e. towards a large load share.

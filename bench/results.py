@@ -26,6 +26,7 @@ from pathlib import Path
 
 SCHEMA = 1
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))  # the maple package
 LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "lm_eval", "numpy")
 
 
@@ -142,12 +143,10 @@ def header(benchmark: str, settings: dict, device: str = "cpu") -> dict:
 
 
 def write(path, report: dict) -> None:
-    """Write the report as JSON, atomically (a temporary file beside the target, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write the report as JSON, atomically (maple.atomic: a temporary file beside the target, then a rename)."""
+    from maple.atomic import write_text
+
+    write_text(path, json.dumps(report, indent=1, default=str) + "\n")
 
 
 def medians_by_path(report, path: str = "") -> dict:
