@@ -81,9 +81,33 @@ def test_compare_pairs_the_medians_of_two_results_files():
 # --- the benchmarks in smoke mode -------------------------------------------------------------------------------------
 
 
+def merge_eval_inputs(model: str, tmp) -> tuple[str, str]:
+    """A 16-bit LoRA adapter of the tiny model whose B is not zero (so that merging changes the weights) and
+    held-out sets of both local task kinds in two languages."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    adapter = tmp / "adapter"
+    get_peft_model(AutoModelForCausalLM.from_pretrained(model), lora).save_pretrained(adapter)
+    eval_dir = tmp / "eval"
+    for sub in ("eval_mc", "eval_gen"):
+        (eval_dir / sub).mkdir(parents=True)
+        for lang in ("xx", "yy"):
+            with open(eval_dir / sub / f"{lang}.jsonl", "w", encoding="utf-8") as f:
+                for i, text in enumerate(CORPUS[:4]):
+                    words = text.split()
+                    record = {"id": f"{lang}-{i}", "instruction": text, "input": "", "output": words[0]}
+                    record.update(lang=lang, source="test", choices=[words[0], words[-1]], label=0)
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return str(adapter), str(eval_dir)
+
+
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
-    """Both benchmarks in smoke mode, at the same time: {name: (process, stdout, report)}."""
+    """The benchmarks in smoke mode, at the same time: {name: (stdout, report)}."""
     tmp = tmp_path_factory.mktemp("bench")
     model = build_tiny_llama(tmp / "model")
     train = tmp / "train.jsonl"
@@ -91,11 +115,16 @@ def smoke_runs(tmp_path_factory):
         for i, text in enumerate(CORPUS * 3):
             record = {"id": f"t-{i}", "instruction": text, "input": "", "output": text[::-1], "lang": "xx"}
             f.write(json.dumps({**record, "source": "test"}, ensure_ascii=False) + "\n")
+    adapter, eval_dir = merge_eval_inputs(model, tmp)
     commands = {
         "finetune_throughput": [
             *("--smoke", "--base", model, "--train", str(train), "--json", str(tmp / "finetune.json")),
         ],
         "eval_overhead": ["--smoke", "--json", str(tmp / "eval.json")],
+        "merge_eval": [
+            *("--smoke", "--base", model, "--adapter", adapter, "--eval-dir", eval_dir, "--prompt-format", "plain"),
+            *("--languages", "xx,yy", "--limit", "4", "--json", str(tmp / "merge_eval.json")),
+        ],
     }
     procs = {
         name: subprocess.Popen(
@@ -111,7 +140,9 @@ def smoke_runs(tmp_path_factory):
     for name, proc in procs.items():
         stdout, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, f"{name} failed:\n{stdout[-5000:]}"
-        json_path = tmp / ("finetune.json" if name == "finetune_throughput" else "eval.json")
+        json_path = tmp / {"finetune_throughput": "finetune.json", "eval_overhead": "eval.json"}.get(
+            name, f"{name}.json"
+        )
         out[name] = (stdout, json.loads(json_path.read_text()))
     return out
 
@@ -155,3 +186,26 @@ def test_eval_overhead_smoke_json(smoke_runs):
         assert set(projection["shares"]) == {"per score", "per task", "per variant"}
         assert all(is_spread(s["load_share"]) and is_spread(s["overhead_share"]) for s in projection["shares"].values())
     assert f"startup {measured['startup_s']['median']:.2f}" in stdout
+
+
+@pytest.mark.slow
+def test_merge_eval_smoke_json(smoke_runs):
+    stdout, report = smoke_runs["merge_eval"]
+    check_header(report, "merge_eval")
+    assert set(report["arms"]) == {"merged", "unmerged"}
+    for arm in report["arms"].values():
+        assert is_spread(arm["figures"]["eval_seconds"], n=1) and is_spread(arm["figures"]["load_seconds"], n=1)
+    ratio = report["ratios"]["unmerged/merged"]["eval_seconds"]
+    assert is_spread(ratio, n=1)
+    assert (
+        f"unmerged / merged evaluation seconds: x{ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f})"
+        in stdout
+    )
+    # Merged and unmerged give the same scores within the tolerance (fp32 on a CPU) on an adapter that does change
+    # the model: every example agrees and every choice's log-likelihood is within the tolerance.
+    (agreement,) = report["agreement"]
+    assert agreement["examples"] == 2 * 2 * 4 and agreement["same_example_values"] == agreement["examples"]
+    assert agreement["max_loglik_difference"] <= report["tolerance"]["loglik_nats"]
+    assert agreement["within_tolerance"] is True and "equal within the tolerance" in stdout
+    assert set(report["scores"]["merged"]) == {"demo_mc", "demo_gen"}
+    assert report["scores"]["merged"] == report["scores"]["unmerged"]

@@ -134,10 +134,12 @@ def test_every_score_file_has_right_provenance(small_run):
                 assert p["model_fingerprint"] == {"kind": "sha256", "value": model_hash}
                 assert p["variant"] == variant and p["adapter_dir"] == adapter
                 if adapter is None:
-                    assert p["adapter_sha256"] is None and p["bits"] == 16
+                    assert p["adapter_sha256"] is None and p["bits"] == 16 and p["adapter_merged"] is None
                 else:
                     assert p["adapter_sha256"] == adapter_hash(workdir / adapter)
                     assert p["bits"] == int(bits)
+                    # merged into the base at 16 bits; unmerged on the base quantised as trained (QLoRA)
+                    assert p["adapter_merged"] is (bits == "16")
                 assert (p["task"], p["lm_eval_task"], p["task_version"]) == (task, f"maple_{task}_{lang}", 1.0)
                 assert (p["num_fewshot"], p["limit"]) == (0, None)
                 n_eval = config["datasets"]["demo"]["n_eval_per_language"]
@@ -236,6 +238,45 @@ def test_adapter_hash_covers_weights_and_config_only(tmp_path):
     assert adapter_hash(adapter) == third
     with pytest.raises(FileNotFoundError):
         adapter_hash(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Merged 16-bit adapters
+
+
+def test_a_16_bit_adapter_merged_gives_the_unmerged_logits(tmp_path):
+    """load_variant(merge=True) folds the adapter into the base weights (no LoRA layer left) and computes what the
+    unmerged adapter computes; at 4 bits merging is refused (NF4 weights cannot take it exactly)."""
+    import torch
+    from maple.evaluation import load_variant
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from tiny_models import build_tiny_llama
+    from transformers import AutoModelForCausalLM
+
+    base = build_tiny_llama(tmp_path / "base")
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora).save_pretrained(tmp_path / "adapter")
+    adapter = str(tmp_path / "adapter")
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    merged, _ = load_variant(base, adapter, 16, "main", False, merge=True)
+    unmerged, _ = load_variant(base, adapter, 16, "main", False, merge=False)
+    plain, _ = load_variant(base, None, 16, "main", False)
+    assert not isinstance(merged, PeftModel) and isinstance(unmerged, PeftModel)
+    assert not any("lora" in name for name, _ in merged.named_modules())
+    with torch.no_grad():
+        m, u, b = (model(ids).logits for model in (merged, unmerged, plain))
+    assert (u - b).abs().max() > 1e-3  # the adapter changes the model
+    assert torch.allclose(m, u, atol=1e-5), (m - u).abs().max()
+    with pytest.raises(ValueError, match="merges only into an unquantised base"):
+        load_variant(base, adapter, 4, "main", False, merge=True)
+
+
+def test_local_generate_task_takes_its_answer_length():
+    from maple.evaluation import local_task_config
+
+    config = local_task_config("maple_demo_gen_de", "generate", "de.jsonl", max_gen_toks=10)
+    assert config["generation_kwargs"] == {"until": ["\n"], "max_gen_toks": 10, "do_sample": False}
 
 
 # ---------------------------------------------------------------------------------------------------------------

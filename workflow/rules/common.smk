@@ -261,6 +261,8 @@ def get_evaluate_task(task_alias):
         "eval_files": eval_files,
         "num_fewshot": task.num_fewshot,
         "limit": task.limit,
+        # a local generate task's answer length; only there, so that the other tasks plan the jobs they always did
+        **({"max_gen_toks": task.max_gen_toks} if task.source == "local" and task.kind == "generate" else {}),
         # the dataset_mirrors this task reads; only when there are some, so that a config without them plans the
         # jobs it always did
         **({"mirrors": mirrors} if mirrors else {}),
@@ -296,6 +298,13 @@ def get_variant_bits(wildcards):
     if f is None or not STUDY.evaluation_params["quantize_base_like_training"]:
         return 16
     return f.bits
+
+
+def get_merge_adapter(wildcards):
+    """A 16-bit adapter is evaluated merged into the base (one matmul per adapted layer, not three); an adapter on a
+    quantised base stays unmerged: merging into NF4 / int8 weights is not exact."""
+    f = STUDY.finetune_of(wildcards.model, wildcards.variant)
+    return f is not None and STUDY.evaluation_params["merge_adapters"] and get_variant_bits(wildcards) == 16
 
 
 # --- report -----------------------------------------------------------------------------------------------------

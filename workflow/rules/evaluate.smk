@@ -25,6 +25,7 @@ for _task in STUDY.tasks.values():
             languages=list(_task.languages),
             base_source=get_model_param("source"),
             bits=get_variant_bits,
+            merge=get_merge_adapter,
             prompt_format=get_model_param("prompt_format"),
             revision=get_model_param("revision"),
             trust_remote_code=get_model_param("trust_remote_code"),

@@ -25,6 +25,7 @@ def run_from_snakemake(smk) -> dict:
         batch_size=p.batch_size,
         seed=p.seed,
         samples_files=samples_files,
+        merge=p.merge,
     )
 
 

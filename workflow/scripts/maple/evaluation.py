@@ -39,6 +39,7 @@ PROVENANCE_FIELDS = (
     "variant",
     "adapter_dir",
     "adapter_sha256",
+    "adapter_merged",  # True: merged into the base weights (merge_and_unload); False: applied unmerged; None: base
     "bits",  # adapter_*: None for the base
     "task",
     "lm_eval_task",
@@ -75,9 +76,10 @@ class TaskRun:
     num_fewshot: int = 0
     limit: int | None = None
     mirrors: dict = field(default_factory=dict)  # hub dataset id -> local mirror directory (maple.task_sources)
+    max_gen_toks: int = 24  # local generate tasks
 
 
-def local_task_config(name: str, kind: str, data_file: str) -> dict:
+def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = 24) -> dict:
     """An lm-eval task config over a jsonl whose records carry a rendered `prompt`."""
     config = {
         "task": name,
@@ -99,7 +101,7 @@ def local_task_config(name: str, kind: str, data_file: str) -> dict:
         config.update(
             output_type="generate_until",
             doc_to_target="{{output}}",
-            generation_kwargs={"until": ["\n"], "max_gen_toks": 24, "do_sample": False},
+            generation_kwargs={"until": ["\n"], "max_gen_toks": max_gen_toks, "do_sample": False},
             metric_list=[
                 {
                     "metric": "exact_match",
@@ -125,16 +127,30 @@ def write_local_tasks(task: TaskRun, prompt_format: str, tokenizer, out_dir: Pat
         write_jsonl(records, data_file)
         name = task.lm_eval_names[lang]
         with open(out_dir / f"{name}.yaml", "w", encoding="utf-8") as f:
-            yaml.safe_dump(local_task_config(name, task.kind, str(data_file)), f, allow_unicode=True)
+            yaml.safe_dump(local_task_config(name, task.kind, str(data_file), task.max_gen_toks), f, allow_unicode=True)
 
 
-def load_variant(base_source: str, adapter_dir: str | None, bits: int, revision: str, trust_remote_code: bool):
-    """The base (quantised as the adapter was trained, if so) with the adapter applied, ready for inference."""
+def load_variant(
+    base_source: str,
+    adapter_dir: str | None,
+    bits: int,
+    revision: str,
+    trust_remote_code: bool,
+    merge: bool = False,
+):
+    """The base (quantised as the adapter was trained, if so) with the adapter applied, ready for inference.
+
+    merge: fold the adapter into the base weights (peft merge_and_unload), so that inference runs one matmul per
+    adapted layer instead of three; only on an unquantised base (merging into NF4 / int8 weights is not exact)."""
     model, tokenizer = load_base(base_source, bits, revision, trust_remote_code)
     if adapter_dir:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir)
+        if merge:
+            if bits != 16:
+                raise ValueError(f"merge: a LoRA adapter merges only into an unquantised base, not at {bits} bits")
+            model = model.merge_and_unload()
     model.eval()
     return model, tokenizer
 
@@ -240,13 +256,15 @@ def evaluate_variant(
     batch_size: int | str = "auto",
     seed: int = 1234,
     samples_files: dict | None = None,
+    merge: bool = False,
 ) -> dict:
     """Run lm-eval for every language of the task with one model load; write score_files[lang] for each."""
     from lm_eval.models.huggingface import HFLM
     from lm_eval.utils import handle_non_serializable
 
     started = time.time()
-    model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code)
+    merge = bool(merge and adapter_dir)
+    model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code, merge=merge)
     loaded = time.time()
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=trust_remote_code)
     results = run_lm_eval(lm, tokenizer, task, list(score_files), prompt_format, seed)
@@ -260,6 +278,7 @@ def evaluate_variant(
         "variant": variant,
         "adapter_dir": adapter_dir,
         "adapter_sha256": adapter_hash(adapter_dir) if adapter_dir else None,
+        "adapter_merged": merge if adapter_dir else None,
         "bits": bits,
         "seed": seed,
         "batch_size": batch_size,

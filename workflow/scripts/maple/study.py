@@ -60,6 +60,7 @@ class Task:
     metric: str
     num_fewshot: int
     limit: int | None
+    max_gen_toks: int = 24  # local generate tasks
 
 
 @dataclass
@@ -230,6 +231,7 @@ def _resolve_task(alias: str, spec: dict, languages: dict, datasets: dict) -> Ta
         metric=metric,
         num_fewshot=int(spec["num_fewshot"]),
         limit=spec["limit"],
+        max_gen_toks=spec["max_gen_toks"],
     )
 
 
