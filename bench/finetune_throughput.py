@@ -586,7 +586,7 @@ def main(argv=None) -> None:
             "arch": args.arch,
             "base": args.base,
             "train": args.train,
-            "config": args.config,
+            "config": results.repo_relative(args.config),
             "arms": arms,
             "repeats": args.repeats,
             "threads": args.threads,

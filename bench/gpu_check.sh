@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check: the CUDA paths the CPU tests cannot reach, in at most 8 minutes on one GPU, one JSON summary on
-# stdout (progress on stderr; logs and the benches' JSON under the check's directory).
+# stdout and in summary.json (progress on stderr; logs and the benches' JSON under the check's directory).
 #
 #   bash bench/gpu_check.sh             # on a machine with a CUDA GPU
 #   bash bench/gpu_check.sh --dry-run   # the plan, on any machine (CI): nothing runs on a GPU
@@ -220,9 +220,10 @@ def finetune_figures(name):
     data = read_json(os.path.join(directory, name))
     if not data:
         return None
-    run = data["runs"]["maple"][0]
+    run = data["arms"]["maple"]["runs"][0]  # bench/finetune_throughput.py's --json layout
     keep = ("real_tokens_per_second", "mfu", "peak_memory_bytes", "loop_seconds", "steps", "micro_batch")
-    return {k: run.get(k) for k in keep} | {"bf16_peak_tflops": (data.get("peak") or {}).get("flops_per_second", 0) / 1e12}
+    peak = (data.get("bf16_peak") or {}).get("flops_per_second", 0)
+    return {k: run.get(k) for k in keep} | {"bf16_peak_tflops": peak / 1e12}
 
 
 figures = {
@@ -280,6 +281,9 @@ if dry_run:
         "demo_dag_jobs_at_bits_4_8_16": planned_jobs(os.path.join(directory, "demo_dag_dry_run.log")),
         "bench_options": "accepted by finetune_throughput.py and eval_overhead.py (--help)",
     }
-print(json.dumps(summary, indent=1, default=str))
+text = json.dumps(summary, indent=1, default=str)
+with open(os.path.join(directory, "summary.json"), "w", encoding="utf-8") as f:  # kept beside the benches' JSON
+    f.write(text + "\n")
+print(text)
 sys.exit(0 if dry_run or summary["ok"] else 1)
 EOF

@@ -128,13 +128,22 @@ def versions(names=LIBRARIES) -> dict:
     return out
 
 
+def repo_relative(path) -> str:
+    """A path inside the repository relative to it, so that results files name no machine's directories."""
+    path = Path(path)
+    try:
+        return str(Path(os.path.abspath(path)).relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def header(benchmark: str, settings: dict, device: str = "cpu") -> dict:
     """The part of every results file that says what ran, where and on which code."""
     return {
         "benchmark": benchmark,
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": [sys.executable, *sys.argv],
+        "command": [repo_relative(sys.executable), *sys.argv],
         "settings": settings,
         "machine": machine(device),
         "versions": versions(),
