@@ -5,6 +5,7 @@
 rule build_tiny_model:
     input:
         lexicon_files(template_languages()),
+        preflight=after_preflight,
     output:
         directory(f"{R}/models/{{model}}"),
     log:
@@ -29,6 +30,7 @@ rule build_tiny_model:
 rule convert_gguf:
     input:
         gguf=get_gguf_file,
+        preflight=after_preflight,
     output:
         directory(f"{R}/models/{{model}}"),
     log:
@@ -49,6 +51,7 @@ rule convert_gguf:
 rule synth_data:
     input:
         get_synth_data_input,
+        preflight=after_preflight,
     output:
         train=f"{R}/data/{{data}}/train.jsonl",
         eval_dir=directory(f"{R}/data/{{data}}/eval"),
@@ -59,8 +62,10 @@ rule synth_data:
         "benchmarks/synth_data/{data}.tsv"
     conda:
         CONDA_ENV
+    resources:
+        **hub_offline_resource(),
     params:
-        spec=lambda wc: STUDY.datasets[wc.data],
+        spec=get_synth_data_spec,  # hub repositories at their pinned commits
         languages=get_dataset_languages,
         seed=lambda wc: STUDY.data_seed(wc.data),  # datasets.<name>.seed, default: the global seed
         lexicon_dir=LEXICON_DIR,

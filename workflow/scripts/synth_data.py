@@ -24,7 +24,7 @@ def main(
 
 
 if __name__ == "__main__":
-    with logged_to(snakemake.log[0]):  # noqa: F821
+    with logged_to(snakemake.log[0], hub_offline=bool(snakemake.resources.get("hub_offline", 0))):  # noqa: F821
         stats = main(
             snakemake.wildcards.data,  # noqa: F821
             snakemake.params.spec,  # noqa: F821
