@@ -342,3 +342,82 @@ def test_rerun_preflight_then_changed_commit_reruns_that_model_only(hub_run):
         -3000:
     ]
     assert DUMMY_HF_TOKEN not in log
+
+
+def test_prefetched_task_dataset_runs_offline_through_lm_eval(tmp_path, monkeypatch):
+    """A built-in task (xcopa_sw) whose dataset was pinned and prefetched: with the hub offline the evaluation reads
+    the commit's snapshot in the HF cache (a repository laid out with README configs, as on the hub) through
+    lm_eval.simple_evaluate, via the real datasets loader."""
+    import lm_eval
+    from datasets import Dataset
+    from huggingface_hub import constants
+    from lm_eval.api.model import LM
+    from maple import task_sources
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "xcopa"
+    rows = [
+        {
+            "premise": f"Mtu alianguka {i}.",
+            "choice1": "Alijikwaa",
+            "choice2": "Aliimba",
+            "question": "cause",
+            "label": 0,
+        }
+        for i in range(3)
+    ]
+    for split in ("validation", "test"):
+        (repo / "sw").mkdir(parents=True, exist_ok=True)
+        Dataset.from_list(rows).to_parquet(str(repo / "sw" / f"{split}-00000-of-00001.parquet"))
+    (repo / "README.md").write_text(
+        "---\nconfigs:\n- config_name: sw\n  data_files:\n  - split: validation\n    path: sw/validation-*.parquet\n"
+        "  - split: test\n    path: sw/test-*.parquet\n---\n"
+    )
+    hub = StandInHubApi(
+        {"datasets": {"cambridgeltl/xcopa": {"revisions": {"main": sha("x")}, "dirs": {sha("x"): str(repo)}}}}
+    )
+    hub.snapshot_download("cambridgeltl/xcopa", repo_type="dataset", revision=sha("x"))
+
+    class First(LM):
+        def loglikelihood(self, requests, disable_tqdm=False):
+            return [(0.0 if i % 2 == 0 else -5.0, False) for i, _ in enumerate(requests)]
+
+        def loglikelihood_rolling(self, requests, disable_tqdm=False):
+            raise NotImplementedError
+
+        def generate_until(self, requests, disable_tqdm=False):
+            raise NotImplementedError
+
+    manager = task_sources.task_manager(
+        ["xcopa_sw"], tmp_path / "tasks", shipped_dir=SHIPPED, revisions={"cambridgeltl/xcopa": sha("x")}
+    )
+    results = lm_eval.simple_evaluate(model=First(), tasks=["xcopa_sw"], task_manager=manager)
+    assert results["results"]["xcopa_sw"]["acc,none"] == pytest.approx(1.0)  # the first choice, label 0, each time
+    assert results["n-samples"]["xcopa_sw"]["effective"] == 3
+    staged = (tmp_path / "tasks" / "xcopa_sw.yaml").read_text()
+    assert str(tmp_path / "hub" / "datasets--cambridgeltl--xcopa" / "snapshots" / sha("x")) in staged
+
+
+def test_data_backend_reads_a_prefetched_dataset_offline(tmp_path, monkeypatch):
+    """hub_access.load_dataset at a pinned commit with the hub offline: the commit's snapshot in the HF cache, read
+    as a local directory (seed data of the translate backend, say); missing, a message naming prefetch."""
+    from datasets import Dataset
+    from huggingface_hub import constants
+    from maple.hub_access import HubAccessError, load_dataset
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "alpaca"
+    (repo / "data").mkdir(parents=True)
+    Dataset.from_list([{"instruction": "Say hi.", "input": "", "output": "Hi."}] * 2).to_parquet(
+        str(repo / "data" / "train-00000-of-00001.parquet")
+    )
+    hub = StandInHubApi(
+        {"datasets": {"org/alpaca": {"revisions": {"main": sha("al")}, "dirs": {sha("al"): str(repo)}}}}
+    )
+    hub.snapshot_download("org/alpaca", repo_type="dataset", revision="main")
+    data = load_dataset("org/alpaca", None, "train", revision=sha("al"))
+    assert data.num_rows == 2 and data[0]["output"] == "Hi."
+    with pytest.raises(HubAccessError, match="prefetch"):
+        load_dataset("org/alpaca", None, "train", revision=sha("other"))
