@@ -421,3 +421,34 @@ def test_data_backend_reads_a_prefetched_dataset_offline(tmp_path, monkeypatch):
     assert data.num_rows == 2 and data[0]["output"] == "Hi."
     with pytest.raises(HubAccessError, match="prefetch"):
         load_dataset("org/alpaca", None, "train", revision=sha("other"))
+
+
+def test_loading_script_matters_only_where_datasets_gets_the_hub_id(monkeypatch):
+    """Bactrian-X holds a loading script: the hub backend reading it by id is a problem; reading its data_files as
+    hf:// paths (a packaged builder) is not. Either way its commit is pinned for the synth_data job."""
+    from maple.preflight import run_preflight
+
+    for name in OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    hub = StandInHubApi(
+        {
+            "datasets": {
+                "MBZUAI/Bactrian-X": {
+                    "revisions": {"main": sha("bx")},
+                    "files": {sha("bx"): ["Bactrian-X.py", "data/sw.json.gz", "README.md"]},
+                }
+            }
+        }
+    )
+    for data_files, problems in ((None, 1), ("data/{subset}.json.gz", 0)):
+        config = small_config()
+        spec = {"backend": "hub", "dataset": "MBZUAI/Bactrian-X", "languages": ["sw"], "data_files": data_files}
+        config["datasets"]["bx"] = {k: v for k, v in spec.items() if v is not None}
+        outcome = run_preflight(
+            plan_of(config), shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir(), api_factory=lambda: hub
+        )
+        assert len(outcome.problems) == problems, outcome.problems
+        if problems:
+            assert "datasets.bx.dataset: dataset 'MBZUAI/Bactrian-X'" in outcome.problems[0]
+            assert "holds the loading script 'Bactrian-X.py'" in outcome.problems[0]
+        assert outcome.pins["datasets"]["MBZUAI/Bactrian-X@main"]["commit"] == sha("bx")

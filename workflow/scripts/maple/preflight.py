@@ -73,6 +73,9 @@ def preflight_plan(study, gpu_memory_gib=None) -> dict:
                     "kind": repo.kind,
                     "repo_id": repo.repo_id,
                     "revision": repo.revision,
+                    # the hub backend's data_files are read as hf:// paths by a packaged builder, which never meets
+                    # the repository's loading script (maple.task_sources.hub_file_url)
+                    "by_id": not (spec["backend"] == "hub" and spec.get("data_files")),
                 }
             )
         made_teacher = name in study.data_teachers and study.models[study.data_teachers[name]].made_here
@@ -127,6 +130,7 @@ class DatasetNeed:
     data_files: dict | None = None  # split -> pattern(s), relative to the repo root at the revision
     splits: tuple[str, ...] = ()
     task: str | None = None
+    by_id: bool = True  # read through datasets by hub id (which refuses a loading script), not as hf:// files
 
 
 def _first_line(error: BaseException) -> str:
@@ -241,7 +245,7 @@ def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | Non
     except _hub_failures() as error:
         out.problems.append(_access_problem(error, users, repo, token))
         return
-    script = loading_script(repo.repo_id, files)
+    script = loading_script(repo.repo_id, files) if any(n.by_id for n in needs) else None
     if script:
         out.problems.append(
             f"{users}: dataset {repo.repo_id!r} at revision {repo.revision!r} ({info.sha[:12]}) holds the loading "
@@ -341,9 +345,9 @@ def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> 
         (f"models.{m['alias']}", HubRepo("model", m["source"], m["revision"])) for m in plan["models"] if m["hub"]
     ]
     data_model_repos = [(r["used_by"], HubRepo(r["kind"], r["repo_id"], r["revision"])) for r in plan["data_repos"]]
-    for used_by, repo in data_model_repos:
+    for entry, (used_by, repo) in zip(plan["data_repos"], data_model_repos):
         if repo.kind == "dataset":
-            needs.setdefault(repo, []).append(DatasetNeed(used_by))
+            needs.setdefault(repo, []).append(DatasetNeed(used_by, by_id=entry.get("by_id", True)))
     hub_models = model_repos + [(u, r) for u, r in data_model_repos if r.kind == "model"]
     parameters: dict[str, int | None] = {}
     if (hub_models or needs) and offline_mode():
