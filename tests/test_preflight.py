@@ -452,3 +452,25 @@ def test_loading_script_matters_only_where_datasets_gets_the_hub_id(monkeypatch)
             assert "datasets.bx.dataset: dataset 'MBZUAI/Bactrian-X'" in outcome.problems[0]
             assert "holds the loading script 'Bactrian-X.py'" in outcome.problems[0]
         assert outcome.pins["datasets"]["MBZUAI/Bactrian-X@main"]["commit"] == sha("bx")
+
+
+def test_hub_backend_reads_prefetched_data_files_offline(tmp_path, monkeypatch):
+    """The hub backend's data_files (Bactrian-X's data/<lang>.json.gz) at a pinned commit, the hub offline: read from
+    the commit's snapshot in the HF cache instead of an hf:// path."""
+    import gzip
+
+    from huggingface_hub import constants
+    from maple.data.hub import load_subset
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "bx"
+    (repo / "data").mkdir(parents=True)
+    with gzip.open(repo / "data" / "sw.json.gz", "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"instruction": "Sema jambo.", "input": "", "output": "Jambo."}) + "\n")
+    hub = StandInHubApi(
+        {"datasets": {"MBZUAI/Bactrian-X": {"revisions": {"main": sha("bx")}, "dirs": {sha("bx"): str(repo)}}}}
+    )
+    hub.snapshot_download("MBZUAI/Bactrian-X", repo_type="dataset", revision="main")
+    data = load_subset("MBZUAI/Bactrian-X", "sw", "train", sha("bx"), False, data_files="data/{subset}.json.gz")
+    assert data.num_rows == 1 and data[0]["output"] == "Jambo."
