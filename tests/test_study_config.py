@@ -108,7 +108,14 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "summarize": 1,
         "plot": n_models,
         "all": 1,
+        # the local rules before any GPU job: preflight always; prefetch where the study reads the hub (hub.prefetch)
+        "preflight": 1,
     }
+    reads_hub = any("hub_id" in m for m in config["models"].values()) or any(
+        t["source"] == "lm_eval" for t in config["evaluation"]["tasks"].values()
+    )
+    if reads_hub and config.get("hub", {}).get("prefetch", True):
+        jobs["prefetch"] = 1
     if built:
         jobs["build_tiny_model"] = built
     return jobs
@@ -178,6 +185,7 @@ def test_study_dry_run_is_the_grid(dry_run):
     expected = expected_jobs(config)
     assert jobs == expected
     assert jobs.get("build_tiny_model", 0) == 0  # hub models only
+    assert jobs["preflight"] == jobs["prefetch"] == 1  # the local rules before any GPU job (README, "Preflight")
     # The grid itself: every (model, dataset, rank, bits) adapter, and per task the base plus every adapter.
     adapters = len(config["datasets"]) * len(config["finetune"]["ranks"]) * len(config["finetune"]["bits"])
     assert jobs["finetune"] == len(config["models"]) * adapters

@@ -11,6 +11,8 @@ sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from maple.finetune_params import micro_batch_for_attempt, rule_params  # noqa: E402
 from maple.devices import DeviceError, check_gpu_request, device_pool, threads_per_gpu_job  # noqa: E402
 from maple.figures import figures_for_study  # noqa: E402
+from maple.pins import model_repo, pinned_data_spec, pinned_revision, read_pins, task_dataset_revisions  # noqa: E402
+from maple.preflight import preflight_plan, reads_hub  # noqa: E402
 from maple.stage_versions import STAGE_VERSIONS  # noqa: E402
 from maple.study import BASE_VARIANT  # noqa: E402
 from maple.task_sources import task_mirrors  # noqa: E402
@@ -58,6 +60,18 @@ GPU_JOB_THREADS = threads_per_gpu_job(
     local=ON_THIS_MACHINE,
     all_cores=ALL_CORES,
 )
+
+# Preflight and prefetch (preflight.smk; README, "Preflight"). The plan is the full study's (before allow_missing
+# cuts it down) and the preflight rule's param: a change to what the study reads reruns preflight. The jobs that
+# load a model or data wait for the checkpoints through after_preflight and read the pinned commits from pins.json
+# as params (maple.pins); with prefetch they run with the hub offline (resources.hub_offline: a resource, not a
+# param, so that switching hub.prefetch reruns nothing).
+PINS_FILE = f"{R}/preflight/pins.json"
+PREFETCH_FILE = f"{R}/preflight/prefetched.json"
+PREFLIGHT_PLAN = preflight_plan(STUDY, config["preflight"]["gpu_memory_gib"])
+PREFETCH = bool(config["hub"]["prefetch"]) and reads_hub(PREFLIGHT_PLAN)
+HUB_OFFLINE = int(PREFETCH)
+
 BUILT_MODELS = [alias for alias, m in STUDY.models.items() if m.build]
 GGUF_MODELS = [alias for alias, m in STUDY.models.items() if m.gguf]
 FINETUNE_BENCHMARK = "benchmarks/finetune/{model}/{data}/r{rank}-q{bits}.tsv"
@@ -80,8 +94,50 @@ wildcard_constraints:
 
 
 def job_resources(stage_params):
-    """A GPU stage's resources: its `gpu` count and the config's further resources (runtime, mem_mb, gpu_model...)."""
-    return {"gpu": stage_params["gpu"], **stage_params["resources"]}
+    """A GPU stage's resources: its `gpu` count, the config's further resources (runtime, mem_mb, gpu_model...)
+    and, with prefetch, hub_offline (maple.jobs.logged_to)."""
+    return {"gpu": stage_params["gpu"], **stage_params["resources"], **hub_offline_resource()}
+
+
+def hub_offline_resource():
+    return {"hub_offline": HUB_OFFLINE} if HUB_OFFLINE else {}
+
+
+# --- preflight, prefetch, pins -----------------------------------------------------------------------------------
+
+
+def after_preflight(wildcards):
+    """No file: makes a job wait for the checkpoints preflight (and prefetch); Snakemake re-evaluates the job once
+    they are done, and then reads its pinned commits (maple.pins)."""
+    checkpoints.preflight.get()
+    if PREFETCH:
+        checkpoints.prefetch.get()
+    return []
+
+
+def get_prefetch_input(wildcards):
+    checkpoints.preflight.get()
+    return []
+
+
+def hub_pins():
+    """pins.json ({} before preflight wrote it: the configured revisions stand in, e.g. in a first dry run)."""
+    return read_pins(PINS_FILE)
+
+
+def get_hub_pins(wildcards):
+    """prefetch's param: each pinned repository and commit (which jobs use it is left out: no rerun for that)."""
+    pins = hub_pins()
+    return {
+        kind: {key: {k: v for k, v in entry.items() if k != "used_by"} for key, entry in pins.get(kind, {}).items()}
+        for kind in ("models", "datasets")
+    }
+
+
+def get_model_revision(wildcards):
+    """The {model} wildcard's revision as the jobs load it: a hub model's pinned commit."""
+    model = STUDY.models[wildcards.model]
+    return pinned_revision(hub_pins(), model_repo(model), model.revision)
 
 
 def adapter_path(f):
@@ -104,7 +160,9 @@ def get_final_output():
     plots = expand(
         f"{R}/plots/{{model}}/{{figure}}.{{ext}}", model=plotted_models(), figure=FIGURES, ext=["png", "pdf"]
     )
-    return tables + plots
+    # preflight and prefetch are targets too: a dry run then shows them (the jobs after them reach them only
+    # through checkpoints, which a dry run does not follow past the first)
+    return [PINS_FILE, *([PREFETCH_FILE] if PREFETCH else [])] + tables + plots
 
 
 def model_dir_input(alias):
@@ -180,6 +238,11 @@ def get_synth_data_input(wildcards):
     return files + ([model_dir_input(teacher)] if teacher and STUDY.models[teacher].made_here else [])
 
 
+def get_synth_data_spec(wildcards):
+    """The dataset's spec, each hub repository it reads at its pinned commit."""
+    return pinned_data_spec(STUDY.datasets[wildcards.data], hub_pins())
+
+
 # Backends whose data a model writes (a teacher LM, a translator): on a GPU like the finetunes, with a claimed device
 # and a GPU job's share of the cores; the others are light CPU jobs.
 MODEL_BACKENDS = ("generate", "translate")
@@ -202,7 +265,10 @@ def get_dataset_languages(wildcards):
 
 def get_finetune_params(wildcards):
     """Every FinetuneParams field but rank, bits (wildcards) and the attempt's micro-batch (a resource)."""
-    return rule_params(STUDY.finetune_params, STUDY.models[wildcards.model], STUDY.seed)
+    return {
+        **rule_params(STUDY.finetune_params, STUDY.models[wildcards.model], STUDY.seed),
+        "revision": get_model_revision(wildcards),
+    }
 
 
 def get_finetune_micro_batch(wildcards, attempt):
@@ -256,7 +322,19 @@ def get_evaluate_input(task_alias):
 
 
 def get_evaluate_task(task_alias):
-    """The evaluation job's TaskRun fields (maple.evaluation.TaskRun)."""
+    """A param function: the evaluation job's TaskRun fields (maple.evaluation.TaskRun), with the pinned commits of
+    the hub datasets its lm-eval tasks read (only where there are some: a config without plans as it did)."""
+    fields = evaluate_task_fields(task_alias)
+    names = list(STUDY.tasks[task_alias].lm_eval_names.values())
+
+    def task_param(wildcards):
+        revisions = task_dataset_revisions(names, hub_pins()) if fields["source"] == "lm_eval" else {}
+        return {**fields, **({"dataset_revisions": revisions} if revisions else {})}
+
+    return task_param
+
+
+def evaluate_task_fields(task_alias):
     task = STUDY.tasks[task_alias]
     subdir = "eval_mc" if task.kind == "multiple_choice" else "eval_gen"
     mirrors = task_dataset_mirrors(task)

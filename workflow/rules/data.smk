@@ -5,6 +5,7 @@
 rule build_tiny_model:
     input:
         lexicon_files(template_languages()),
+        preflight=after_preflight,
     output:
         directory(f"{R}/models/{{model}}"),
     log:
@@ -29,6 +30,7 @@ rule build_tiny_model:
 rule convert_gguf:
     input:
         gguf=get_gguf_file,
+        preflight=after_preflight,
     output:
         directory(f"{R}/models/{{model}}"),
     log:
@@ -49,6 +51,7 @@ rule convert_gguf:
 rule synth_data:
     input:
         get_synth_data_input,
+        preflight=after_preflight,
     output:
         train=f"{R}/data/{{data}}/train.jsonl",
         eval_dir=directory(f"{R}/data/{{data}}/eval"),
@@ -61,9 +64,10 @@ rule synth_data:
         CONDA_ENV
     threads: get_synth_threads
     resources:
+        **hub_offline_resource(),
         gpu=get_synth_gpus,
     params:
-        spec=lambda wc: STUDY.datasets[wc.data],
+        spec=get_synth_data_spec,  # hub repositories at their pinned commits
         languages=get_dataset_languages,
         seed=lambda wc: STUDY.data_seed(wc.data),  # datasets.<name>.seed, default: the global seed
         lexicon_dir=LEXICON_DIR,

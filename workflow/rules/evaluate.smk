@@ -9,6 +9,7 @@ for _task in STUDY.tasks.values():
             f"evaluate_{_task.alias}"
         input:
             unpack(get_evaluate_input(_task.alias)),
+            preflight=after_preflight,
         output:
             **get_evaluate_outputs(_task),
         log:
@@ -27,7 +28,7 @@ for _task in STUDY.tasks.values():
             bits=get_variant_bits,
             merge=get_merge_adapter,
             prompt_format=get_model_param("prompt_format"),
-            revision=get_model_param("revision"),
+            revision=get_model_revision,  # a hub model: its pinned commit
             trust_remote_code=get_model_param("trust_remote_code"),
             batch_size=STUDY.evaluation_params["batch_size"],
             seed=STUDY.seed,

@@ -7,6 +7,7 @@ rule finetune:
     input:
         train=f"{R}/data/{{data}}/train.jsonl",
         base=get_base_model_input,
+        preflight=after_preflight,
     output:
         adapter=directory(f"{R}/adapters/{{model}}/{{data}}/r{{rank}}-q{{bits}}"),
     log:

@@ -30,6 +30,10 @@ def run_from_snakemake(smk) -> dict:
 
 
 if __name__ == "__main__":
-    with logged_to(snakemake.log[0], gpus=int(snakemake.resources.get("gpu", 0))):  # noqa: F821
+    with logged_to(
+        snakemake.log[0],  # noqa: F821
+        gpus=int(snakemake.resources.get("gpu", 0)),  # noqa: F821
+        hub_offline=bool(snakemake.resources.get("hub_offline", 0)),  # noqa: F821
+    ):
         use_threads(snakemake.threads)  # noqa: F821
         print(json.dumps(run_from_snakemake(snakemake)))  # noqa: F821

@@ -54,7 +54,11 @@ def cli() -> None:
 
 if __name__ == "__main__":
     if "snakemake" in globals():
-        with logged_to(snakemake.log[0], gpus=int(snakemake.resources.get("gpu", 0))):  # noqa: F821
+        with logged_to(
+            snakemake.log[0],  # noqa: F821
+            gpus=int(snakemake.resources.get("gpu", 0)),  # noqa: F821
+            hub_offline=bool(snakemake.resources.get("hub_offline", 0)),  # noqa: F821
+        ):
             use_threads(snakemake.threads)  # noqa: F821
             run_from_snakemake(snakemake)  # noqa: F821
     else:

@@ -25,7 +25,9 @@ def main(
 
 if __name__ == "__main__":
     # a teacher or translator model's job claims a GPU like the finetunes (rule synth_data: resources gpu)
-    with logged_to(snakemake.log[0], gpus=int(snakemake.resources.get("gpu", 0))):  # noqa: F821
+    gpus = int(snakemake.resources.get("gpu", 0))  # noqa: F821
+    offline = bool(snakemake.resources.get("hub_offline", 0))  # noqa: F821
+    with logged_to(snakemake.log[0], gpus=gpus, hub_offline=offline):  # noqa: F821
         use_threads(snakemake.threads)  # noqa: F821
         stats = main(
             snakemake.wildcards.data,  # noqa: F821

@@ -44,6 +44,7 @@ PROVENANCE_FIELDS = (
     "task",
     "lm_eval_task",
     "task_version",
+    "dataset_revisions",  # hub dataset -> the commit its lm-eval tasks read (pinned by preflight), {} if none
     "num_fewshot",
     "limit",
     "n_examples",
@@ -77,6 +78,7 @@ class TaskRun:
     limit: int | None = None
     mirrors: dict = field(default_factory=dict)  # hub dataset id -> local mirror directory (maple.task_sources)
     max_gen_toks: int = 24  # local generate tasks
+    dataset_revisions: dict = field(default_factory=dict)  # hub dataset id -> pinned commit (maple.pins)
 
 
 def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = 24) -> dict:
@@ -177,7 +179,9 @@ def run_lm_eval(lm, tokenizer, task: TaskRun, languages, prompt_format: str, see
             task_manager = TaskManager(include_path=[task_dir], include_defaults=False)
         else:
             staged = Path(task_dir) / "staged"
-            task_manager = task_sources.task_manager(names, staged, shipped_dir=SHIPPED_TASKS, mirrors=task.mirrors)
+            task_manager = task_sources.task_manager(
+                names, staged, shipped_dir=SHIPPED_TASKS, mirrors=task.mirrors, revisions=task.dataset_revisions
+            )
         return lm_eval.simple_evaluate(
             model=lm,
             tasks=names,
@@ -274,7 +278,7 @@ def evaluate_variant(
         "model_alias": model_alias,
         "model_source": base_source,
         "model_revision": revision,
-        "model_fingerprint": model_fingerprint(base_source, getattr(model, "config", None)),
+        "model_fingerprint": model_fingerprint(base_source, getattr(model, "config", None), revision),
         "variant": variant,
         "adapter_dir": adapter_dir,
         "adapter_sha256": adapter_hash(adapter_dir) if adapter_dir else None,
@@ -293,6 +297,7 @@ def evaluate_variant(
         "model_load_seconds": loaded - started,
         "eval_seconds": finished - loaded,
         "languages_in_job": list(score_files),
+        "dataset_revisions": dict(task.dataset_revisions),
     }
     summary = {}
     for lang, path in score_files.items():

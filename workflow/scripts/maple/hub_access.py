@@ -151,6 +151,12 @@ def access_message(kind: str, source: str, exc: BaseException) -> str:
     reason = _reason(exc, source)
     if reason == "the local path does not exist":
         hint = f"check the path in the config (relative to {os.getcwd()}) or give a hub id instead"
+    elif (
+        reason.startswith("it is not in the local HF cache") and os.environ.get("MAPLE_HUB_PREFETCHED") == "1"
+    ):  # maple.jobs
+        from .prefetch import prefetch_hint  # a GPU job that runs offline because hub.prefetch is on
+
+        return " ".join(f"cannot load {kind} {source!r}: {prefetch_hint()}".split())
     message = f"cannot load {kind} {source!r}: {reason}; to provide it, {hint}"
     return " ".join(message.split())
 
@@ -266,4 +272,10 @@ def load_dataset(
                     f"is ignored for {source!r}",
                     stacklevel=2,
                 )
+        if offline_mode() and revision and re.fullmatch(r"[0-9a-f]{40}", revision) and not local.exists():
+            # A hub dataset at a pinned commit with the hub offline (prefetch): datasets cannot resolve a hub id
+            # offline, so read the commit's snapshot in the HF cache as a local directory (maple.prefetch).
+            from .prefetch import snapshot_dir
+
+            path, revision = snapshot_dir(str(source), revision), None
         return datasets.load_dataset(path, name, split=split, revision=revision, **kwargs)

@@ -10,10 +10,13 @@ import sys
 import traceback
 
 from .devices import claimed_devices
+from .prefetch import PREFETCHED_VARIABLE
 
 # What a job's log states about where it ran: enough to tell which SLURM job and GPU it had. Names only these
 # variables, never the whole environment, so no token can reach a log.
 PLACEMENT_VARIABLES = ("SLURM_JOB_ID", "SLURM_CPUS_PER_TASK", "CUDA_VISIBLE_DEVICES")
+# A GPU job with hub.prefetch on: everything it loads was prefetched into the HF cache (maple.prefetch).
+HUB_OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", PREFETCHED_VARIABLE: "1"}
 
 
 def placement(devices=None) -> str:
@@ -22,19 +25,27 @@ def placement(devices=None) -> str:
 
 
 @contextlib.contextmanager
-def logged_to(path: str | None, gpus: int | None = None):
+def logged_to(path: str | None, gpus: int | None = None, hub_offline: bool = False):
     """Send this process's stdout and stderr (Python and C level) to the rule's log file.
 
     gpus: a GPU job's resources.gpu. The job then holds that many claimed devices (maple.devices) until it ends,
-    with CUDA_VISIBLE_DEVICES set to them before anything imports torch; the log's first line names them."""
+    with CUDA_VISIBLE_DEVICES set to them before anything imports torch; the log's first line names them.
+    hub_offline: the job's resources.hub_offline (hub.prefetch on): the hub is switched off for it before anything
+    imports huggingface_hub, which reads these variables once at import, and the log says so."""
+    if hub_offline:
+        os.environ.update(HUB_OFFLINE_VARIABLES)
     with _redirected(path):
         if gpus is None:
             if path:
                 print(placement(), flush=True)
+            if hub_offline:
+                print(hub_offline_line(), flush=True)
             yield
             return
         with claimed_devices(gpus) as devices:
             print(placement(devices), flush=True)
+            if hub_offline:
+                print(hub_offline_line(), flush=True)
             yield
 
 
@@ -70,3 +81,8 @@ def use_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
+
+
+def hub_offline_line() -> str:
+    values = " ".join(f"{name}={os.environ.get(name, 'unset')}" for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return f"[maple] hub offline (hub.prefetch): {values} HF_HOME={os.environ.get('HF_HOME', 'unset')}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -67,11 +68,15 @@ def canonical_adapter_config(path: Path) -> str:
     return json.dumps(config, sort_keys=True)
 
 
-def model_fingerprint(source: str, config=None) -> dict:
-    """A local model: the sha256 of its files. A hub model: the commit hash transformers resolved."""
+def model_fingerprint(source: str, config=None, revision: str | None = None) -> dict:
+    """A local model: the sha256 of its files. A hub model: the commit it was loaded at: the commit hash
+    transformers resolved where its config still carries one, else the revision when that is a commit (a pinned
+    revision: transformers 5 dropped `_commit_hash`, and a commit loads exactly that commit's files)."""
     if os.path.isdir(source):
         return {"kind": "sha256", "value": directory_hash(source)}
     commit = getattr(config, "_commit_hash", None) if config is not None else None
+    if commit is None and revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        commit = revision
     return {"kind": "hub_commit", "value": commit}
 
 

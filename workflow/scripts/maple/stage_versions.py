@@ -12,4 +12,6 @@ STAGE_VERSIONS = {
     "aggregate": 1,
     "summarize": 1,
     "plot": 1,
+    "preflight": 1,
+    "prefetch": 1,
 }

@@ -80,6 +80,20 @@ def mirror_overrides(cfg: dict, mirrors: dict | None) -> dict:
     return mirror_source(cfg, mirror) if mirror else {}
 
 
+def pinned_overrides(cfg: dict, revisions: dict | None, snapshots: dict | None = None) -> dict:
+    """The keys that make a task config read its hub dataset at the commit preflight pinned (revisions: {hub id:
+    commit}); with the hub offline (prefetch), from that commit's snapshot in the HF cache (snapshots: {hub id:
+    directory}), since datasets cannot resolve a hub id offline. {} for a dataset neither names."""
+    dataset = cfg.get("dataset_path")
+    kwargs = {k: v for k, v in (cfg.get("dataset_kwargs") or {}).items() if k != "trust_remote_code"}
+    if dataset in (snapshots or {}):
+        kwargs.pop("revision", None)
+        return {"dataset_path": str(snapshots[dataset]), "dataset_kwargs": kwargs}
+    if dataset in (revisions or {}):
+        return {"dataset_kwargs": {**kwargs, "revision": revisions[dataset]}}
+    return {}
+
+
 def mirror_data_spec(spec: dict, mirrors: dict | None) -> dict:
     """A data backend's spec with its hub dataset read from the mirror `mirrors` names for it (else unchanged).
 
@@ -257,15 +271,18 @@ def stage_tasks(
     shipped_dir: str | os.PathLike,
     lm_eval_dir: str | os.PathLike,
     mirrors: dict | None = None,
+    revisions: dict | None = None,
+    snapshots: dict | None = None,
 ) -> dict[str, Path]:
-    """Write out_dir/<name>.yaml for each requested task that is shipped or reads a mirrored dataset, loadable by
-    lm-eval from there: includes made absolute, the data source pointed at the mirror where there is one. Returns
-    name -> staged file. Tasks neither shipped nor mirrored are left to lm-eval's own index."""
+    """Write out_dir/<name>.yaml for each requested task that is shipped or reads a mirrored or pinned dataset,
+    loadable by lm-eval from there: includes made absolute, the data source pointed at the mirror where there is
+    one, else at the pinned commit (pinned_overrides). Returns name -> staged file. Other tasks are left to
+    lm-eval's own index."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(dict.fromkeys(names))
     shipped = shipped_task_files(shipped_dir)
-    builtin = builtin_task_files([n for n in names if n not in shipped], lm_eval_dir) if mirrors else {}
+    builtin = builtin_task_files([n for n in names if n not in shipped], lm_eval_dir) if mirrors or revisions else {}
     staged: dict[str, Path] = {}
     for name in names:
         if name in shipped:
@@ -285,7 +302,8 @@ def stage_tasks(
             continue
         path = out_dir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        overrides = mirror_overrides(merged_config(path), mirrors)
+        merged = merged_config(path)
+        overrides = mirror_overrides(merged, mirrors) or pinned_overrides(merged, revisions, snapshots)
         if name in builtin and not overrides:
             path.unlink()  # a built-in task whose dataset has no mirror: lm-eval's own file serves
             continue
@@ -302,12 +320,35 @@ def lm_eval_tasks_dir() -> Path:
     return Path(lm_eval.tasks.__file__).resolve().parent
 
 
-def task_manager(names, out_dir: str | os.PathLike, *, shipped_dir: str | os.PathLike, mirrors: dict | None = None):
+def task_manager(
+    names,
+    out_dir: str | os.PathLike,
+    *,
+    shipped_dir: str | os.PathLike,
+    mirrors: dict | None = None,
+    revisions: dict | None = None,
+):
     """lm-eval's TaskManager over the requested tasks staged into out_dir (stage_tasks), plus its built-in tasks
-    where some requested task is neither shipped nor mirrored."""
+    where some requested task is neither shipped, mirrored nor pinned. revisions: {hub id: pinned commit}; with the
+    hub offline (prefetch) each is read from its snapshot in the HF cache (maple.prefetch.snapshot_dir, which names
+    prefetch when it is missing)."""
     from lm_eval.tasks import TaskManager
 
-    staged = stage_tasks(names, out_dir, shipped_dir=shipped_dir, lm_eval_dir=lm_eval_tasks_dir(), mirrors=mirrors)
+    from .hub_access import offline_mode
+    from .prefetch import snapshot_dir
+
+    snapshots = {}
+    if revisions and offline_mode():
+        snapshots = {hub_id: snapshot_dir(hub_id, commit) for hub_id, commit in revisions.items()}
+    staged = stage_tasks(
+        names,
+        out_dir,
+        shipped_dir=shipped_dir,
+        lm_eval_dir=lm_eval_tasks_dir(),
+        mirrors=mirrors,
+        revisions=revisions,
+        snapshots=snapshots,
+    )
     # Every requested task staged: lm-eval's own index (thousands of files, seconds) is not needed.
     return TaskManager(include_path=[str(out_dir)], include_defaults=not set(names) <= set(staged))
 

@@ -17,7 +17,8 @@ import os
 import random
 from pathlib import Path
 
-from ..hub_access import LOCAL_DATA_SUFFIXES, HubAccessError, is_saved_dataset, load_dataset
+from ..hub_access import LOCAL_DATA_SUFFIXES, HubAccessError, is_saved_dataset, load_dataset, offline_mode
+from ..pins import COMMIT
 from ..records import check_record
 from ..task_sources import DEFAULT_CONFIG, data_file_builder, hub_file_url
 from .filters import RecordFilter, SpecError, language_code, language_seed, n_per_language, spec_value
@@ -41,6 +42,11 @@ def load_subset(
     if data_files and not local.exists():
         path = data_files.format(subset=subset or DEFAULT_CONFIG, split=split)
         url = hub_file_url(source, revision, path)
+        if offline_mode() and revision and COMMIT.fullmatch(revision):
+            # The hub offline (prefetch): the file in the pinned commit's snapshot in the HF cache.
+            from ..prefetch import snapshot_dir
+
+            url = str(Path(snapshot_dir(source, revision)) / path)
         return load_dataset(data_file_builder(path), None, split, data_files={split: url}, kind=f"{kind} {url}")
     if local.is_dir() and subset is not None and not is_saved_dataset(local):
         entry = local / subset

@@ -1,0 +1,476 @@
+"""Preflight, pinned revisions and prefetch (README, "Preflight", "Pinned hub revisions", "Compute nodes without
+internet"), against a stand-in for the hub at the workflow's one seam (maple.hub_api: MAPLE_HUB_API names
+tests/hub_standin.py). The checks, the pins, the HF cache and the loaders that read it are the real code; no test
+reaches the network (HF_ENDPOINT points at a closed local port in the runs that switch the hub on)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import DUMMY_HF_TOKEN, REPO, planned_jobs, run_snakemake, small_config, write_config
+from hub_standin import SPEC_VARIABLE, StandInHubApi
+
+STANDIN = f"{REPO / 'tests' / 'hub_standin.py'}:StandInHubApi"
+SHIPPED = REPO / "workflow" / "resources" / "lm_eval_tasks"
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def sha(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def lm_eval_dir():
+    from maple.validation import lm_eval_tasks_dir
+
+    return lm_eval_tasks_dir()
+
+
+def plan_of(config: dict, gpu_memory_gib=None) -> dict:
+    from maple.preflight import preflight_plan
+    from maple.validation import checked_study
+
+    return preflight_plan(checked_study(config)[1], gpu_memory_gib)
+
+
+class NoHub:
+    def __getattr__(self, name):
+        raise AssertionError(f"preflight called the hub ({name}) for a study that reads nothing from it")
+
+
+# --- Fast: the checks as functions ------------------------------------------------------------------------------
+
+
+def test_local_study_passes_offline_without_asking_the_hub():
+    from maple.preflight import reads_hub, run_preflight
+
+    plan = plan_of(small_config())
+    assert not reads_hub(plan)
+    outcome = run_preflight(plan, shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir(), api_factory=NoHub)
+    assert outcome.problems == []
+    assert outcome.pins == {"models": {}, "datasets": {}, "task_datasets": {}}
+
+
+def test_hub_study_offline_fails_naming_what_it_could_not_check(monkeypatch):
+    from maple.preflight import run_preflight
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = {**small_config(), "models": {"llama": {"hub_id": "meta-llama/Llama-2-7b-hf"}}}
+    outcome = run_preflight(plan_of(config), shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir(), api_factory=NoHub)
+    assert len(outcome.problems) == 1
+    assert "the hub is offline here" in outcome.problems[0] and "meta-llama/Llama-2-7b-hf" in outcome.problems[0]
+    assert "run preflight where the hub is reachable" in outcome.problems[0]
+
+
+def test_pins_and_memory_estimates(monkeypatch):
+    """A model's commit pinned from its revision; the GPU memory estimate at each bit-width against
+    preflight.gpu_memory_gib: 7e9 parameters fit 10 GiB at 4 bits, not at 16."""
+    from maple.preflight import run_preflight
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    config = {**small_config(), "models": {"big": {"hub_id": "org/big"}}}
+    hub = StandInHubApi({"models": {"org/big": {"revisions": {"main": sha("big")}, "parameters": 7_000_000_000}}})
+    outcome = run_preflight(
+        plan_of(config, gpu_memory_gib=10), shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir(), api_factory=lambda: hub
+    )
+    assert outcome.pins["models"]["org/big@main"]["commit"] == sha("big")
+    assert len(outcome.problems) == 1, outcome.problems
+    assert re.match(r"models\.big at 16 bits needs at least 1\d\.\d GiB .*more than the 10 GiB", outcome.problems[0])
+    assert any(line.startswith("mem  models.big at 4 bits") for line in outcome.report)
+
+
+def test_prefetched_snapshot_is_found_offline_or_names_prefetch(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+    from maple.hub_access import HubAccessError
+    from maple.prefetch import snapshot_dir
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    files = tmp_path / "files"
+    (files / "sw" / "test").mkdir(parents=True)
+    (files / "sw" / "test" / "0000.parquet").write_bytes(b"PAR1")
+    hub = StandInHubApi({"datasets": {"org/data": {"revisions": {"main": sha("d")}, "dirs": {sha("d"): str(files)}}}})
+    path = hub.snapshot_download("org/data", repo_type="dataset", revision="main")
+    assert Path(path) == tmp_path / "hub" / "datasets--org--data" / "snapshots" / sha("d")
+    assert snapshot_dir("org/data", sha("d")) == path  # the real huggingface_hub cache lookup
+    with pytest.raises(HubAccessError, match=r"run `snakemake preflight prefetch --forcerun prefetch`"):
+        snapshot_dir("org/data", sha("other"))
+
+
+def test_pinned_task_reads_its_commit_or_its_snapshot(tmp_path):
+    """A built-in lm-eval task staged at the pinned commit of its dataset; offline, from the commit's snapshot."""
+    from maple import task_sources
+
+    staged = task_sources.stage_tasks(
+        ["xcopa_sw"],
+        tmp_path / "a",
+        shipped_dir=SHIPPED,
+        lm_eval_dir=lm_eval_dir(),
+        revisions={"cambridgeltl/xcopa": sha("x")},
+    )
+    cfg = task_sources.merged_config(staged["xcopa_sw"])
+    assert cfg["dataset_path"] == "cambridgeltl/xcopa" and cfg["dataset_kwargs"]["revision"] == sha("x")
+    assert cfg["dataset_name"] == "sw"
+    staged = task_sources.stage_tasks(
+        ["xcopa_sw"],
+        tmp_path / "b",
+        shipped_dir=SHIPPED,
+        lm_eval_dir=lm_eval_dir(),
+        revisions={"cambridgeltl/xcopa": sha("x")},
+        snapshots={"cambridgeltl/xcopa": str(tmp_path / "snap")},
+    )
+    cfg = task_sources.merged_config(staged["xcopa_sw"])
+    assert cfg["dataset_path"] == str(tmp_path / "snap") and "revision" not in (cfg.get("dataset_kwargs") or {})
+
+
+# --- Slow: real Snakemake runs against the stand-in -------------------------------------------------------------
+
+
+def hub_env(spec: dict, workdir: Path, hf_home: Path, token: str | None = DUMMY_HF_TOKEN) -> dict:
+    """The environment of a run with the hub "online" through the stand-in; HF_ENDPOINT is a closed local port, so
+    that anything that went past the seam would fail at once rather than reach the internet."""
+    spec_file = workdir / "hub.json"
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    env = {"MAPLE_HUB_API": STANDIN, SPEC_VARIABLE: str(spec_file), "HF_HOME": str(hf_home)}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"
+    if token:
+        env["HF_TOKEN"] = env["HUGGING_FACE_HUB_TOKEN"] = token
+    return env
+
+
+def with_env(env: dict, call, *args, **kwargs):
+    with pytest.MonkeyPatch.context() as mp:
+        for name in (*OFFLINE_VARIABLES, "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+            mp.delenv(name, raising=False)
+        for name, value in env.items():
+            mp.setenv(name, value)
+        return call(*args, **kwargs)
+
+
+def a2_config() -> dict:
+    config = small_config()
+    config["languages"]["sw"]["codes"] = {"xcopa": "sw", "xstorycloze": "sw"}
+    config["languages"]["et"] = {"name": "Estonian", "script": "Latn", "resource": "low", "codes": {"xcopa": "et"}}
+    config["models"] = {
+        "tiny": {"build": "tiny_llama"},
+        "hubok": {"hub_id": "org/tiny-a"},
+        "gone": {"hub_id": "org/missing"},
+        "gated": {"hub_id": "org/gated"},
+    }
+    config["evaluation"]["tasks"] = {
+        "xcopa": {"source": "lm_eval", "lm_eval_task": "xcopa_{code}", "languages": ["sw", "et"]},
+        "xstorycloze": {"source": "lm_eval", "lm_eval_task": "xstorycloze_{code}", "languages": ["sw"]},
+    }
+    config["dataset_mirrors"] = {"facebook/belebele": "mirrors/belebele"}
+    return config
+
+
+A2_HUB = {
+    "token": DUMMY_HF_TOKEN,
+    "models": {
+        "org/tiny-a": {"revisions": {"main": sha("a1")}, "files": {sha("a1"): ["config.json"]}},
+        "org/gated": {"revisions": {"main": sha("g")}, "gated": "manual", "access": False},
+    },
+    "datasets": {
+        "juletxara/xstory_cloze": {
+            "revisions": {"main": sha("s"), "refs/convert/parquet": sha("sp")},
+            "files": {
+                sha("s"): ["README.md", "xstory_cloze.py"],
+                sha("sp"): ["sw/train/0000.parquet", "sw/eval/0000.parquet"],
+            },
+        },
+        "cambridgeltl/xcopa": {
+            "revisions": {"main": sha("x"), "refs/convert/parquet": sha("xp")},
+            "files": {
+                sha("x"): ["README.md", "data/sw/test.jsonl", "data/et/test.jsonl"],
+                sha("xp"): ["sw/validation/0000.parquet", "sw/test/0000.parquet", "et/test/0000.parquet"],
+            },
+        },
+    },
+}
+
+
+@pytest.mark.slow
+def test_preflight_reports_every_problem_in_one_run_and_no_job_starts(tmp_path):
+    workdir = tmp_path / "work"
+    config = write_config(workdir, a2_config())
+    env = hub_env(A2_HUB, workdir, tmp_path / "hf")
+    result = with_env(env, run_snakemake, workdir, "--cores", "2", "--resources", "gpu=1", config=config, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    expected = [
+        "models.gone: model 'org/missing' does not exist on the hub",
+        "models.gated: model 'org/gated' is gated and the licence is not accepted for the account of HF_TOKEN",
+        "dataset 'juletxara/xstory_cloze' at revision 'main' ",
+        "holds the loading script 'xstory_cloze.py'",
+        "evaluation.tasks.xcopa language et (xcopa_et): dataset 'cambridgeltl/xcopa' has no split 'validation' of "
+        "config 'et'",
+        "dataset_mirrors.facebook/belebele: no such file or directory 'mirrors/belebele'",
+    ]
+    for line in expected:
+        assert line in output, f"{line!r} not reported:\n{output[-4000:]}"
+    log = (workdir / "logs" / "preflight" / "preflight.log").read_text()
+    assert all(line in log for line in expected)
+    assert "xcopa language sw" not in output  # sw has both splits
+    assert "ok   models.hubok: model org/tiny-a@main -> " + sha("a1") in log
+    # no job after preflight started: nothing built, generated, trained or evaluated, and no pins
+    for rule in ("build_tiny_model", "synth_data", "finetune", "evaluate", "prefetch"):
+        assert not (workdir / "logs" / rule).exists(), rule
+    assert not (workdir / "results").exists() or not any((workdir / "results").rglob("*.*"))
+
+    # The same study without a token: the gated model is named with the missing token.
+    env = hub_env(A2_HUB, workdir, tmp_path / "hf", token=None)
+    result = with_env(env, run_snakemake, workdir, "--cores", "1", "preflight", config=config, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "models.gated: model 'org/gated' is gated and no hub token is set (HF_TOKEN missing" in output
+
+
+def tiny_hub(tmp_path: Path, commit_b: str) -> dict:
+    """Two hub models, org/tiny-a and org/tiny-b, served from one tiny Llama built here."""
+    from tiny_models import build_tiny_llama
+
+    files = tmp_path / "tiny-llama"
+    if not files.exists():
+        build_tiny_llama(files, seed=0)
+    return {
+        "token": DUMMY_HF_TOKEN,
+        "models": {
+            "org/tiny-a": {"revisions": {"main": sha("a1")}, "dirs": {sha("a1"): str(files)}},
+            "org/tiny-b": {"revisions": {"main": commit_b}, "dirs": {commit_b: str(files)}},
+        },
+    }
+
+
+def hub_config() -> dict:
+    config = small_config()
+    config["models"] = {"a": {"hub_id": "org/tiny-a"}, "b": {"hub_id": "org/tiny-b"}}
+    config["finetune"]["bits"] = [16]
+    config["finetune"]["oom_retries"] = 0
+    config["evaluation"]["tasks"] = {"demo_mc": {**config["evaluation"]["tasks"]["demo_mc"], "languages": ["en", "de"]}}
+    return config
+
+
+@pytest.fixture(scope="module")
+def hub_run(tmp_path_factory):
+    """The hub study run end to end: preflight pins, prefetch fills a temporary HF_HOME, the jobs run offline."""
+    root = tmp_path_factory.mktemp("hub")
+    workdir = root / "work"
+    config = write_config(workdir, hub_config())
+    env = hub_env(tiny_hub(root, sha("b1")), workdir, root / "hf")
+    with_env(env, run_snakemake, workdir, "--cores", "2", "--resources", "gpu=1", config=config)
+    return root, workdir, config, env
+
+
+@pytest.mark.slow
+def test_pinned_commit_reaches_jobs_and_provenance(hub_run):
+    _root, workdir, _config, _env = hub_run
+    pins = json.loads((workdir / "results" / "preflight" / "pins.json").read_text())
+    assert {key: entry["commit"] for key, entry in pins["models"].items()} == {
+        "org/tiny-a@main": sha("a1"),
+        "org/tiny-b@main": sha("b1"),
+    }
+    prefetched = json.loads((workdir / "results" / "preflight" / "prefetched.json").read_text())
+    for name, commit in (("tiny-a", sha("a1")), ("tiny-b", sha("b1"))):
+        snapshots = _root / "hf" / "hub" / f"models--org--{name}" / "snapshots"
+        assert [p.name for p in snapshots.iterdir()] == [commit]
+    assert Path(prefetched["snapshots"]["model:org/tiny-a@main"]["path"]).name == sha("a1")
+    for model, commit in (("a", sha("a1")), ("b", sha("b1"))):
+        metrics = json.loads(
+            (workdir / "results" / "adapters" / model / "demo" / "r4-q16" / "train_metrics.json").read_text()
+        )
+        assert metrics["params"]["revision"] == commit
+        for variant in ("base", "demo-r4-q16"):
+            score = json.loads((workdir / "results" / "scores" / model / variant / "demo_mc" / "en.json").read_text())
+            assert score["provenance"]["model_revision"] == commit
+            # loaded offline from the HF cache, whose only snapshot of the model is that commit's
+            assert score["provenance"]["model_fingerprint"] == {"kind": "hub_commit", "value": commit}
+
+
+@pytest.mark.slow
+def test_gpu_jobs_run_with_the_hub_offline(hub_run):
+    _root, workdir, _config, _env = hub_run
+    for log in (
+        workdir / "logs" / "finetune" / "a" / "demo" / "r4-q16.log",
+        workdir / "logs" / "evaluate" / "b" / "base" / "demo_mc.log",
+    ):
+        text = log.read_text()
+        assert "[maple] hub offline (hub.prefetch): HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1" in text, text[:2000]
+
+
+@pytest.mark.slow
+def test_rerun_preflight_then_changed_commit_reruns_that_model_only(hub_run):
+    root, workdir, config, env = hub_run
+    # preflight again, commits unchanged: nothing to do
+    with_env(env, run_snakemake, workdir, "--cores", "1", "preflight", "--forcerun", "preflight", config=config)
+    assert with_env(env, planned_jobs, workdir, config=config) == {}
+
+    # org/tiny-b moves on to a new commit: preflight pins it, prefetch fetches it, and only b's jobs are planned
+    env = hub_env(tiny_hub(root, sha("b2")), workdir, root / "hf")
+    with_env(
+        env, run_snakemake, workdir, "--cores", "1", "preflight", "prefetch", "--forcerun", "preflight", config=config
+    )
+    planned = with_env(env, planned_jobs, workdir, config=config)
+    assert planned == {"finetune": 1, "evaluate_demo_mc": 2, "aggregate": 1, "summarize": 1, "plot": 2, "all": 1}
+    result = with_env(env, run_snakemake, workdir, "-n", config=config)
+    dry = result.stdout + result.stderr
+    blocks = [b for b in re.split(r"\n(?=(?:local)?rule \w+:)", dry) if re.match(r"(rule (finetune|evaluate_\w+)):", b)]
+    assert len(blocks) == 3 and all("model=b," in block for block in blocks), dry[-3000:]
+
+    # a job that would need the network (the new commit's snapshot gone from the cache) fails naming prefetch
+    shutil.rmtree(root / "hf" / "hub" / "models--org--tiny-b")
+    result = with_env(
+        env,
+        run_snakemake,
+        workdir,
+        "--cores",
+        "1",
+        "results/adapters/b/demo/r4-q16",  # after an option of one value: --configfile, --resources take several
+        "--resources",
+        "gpu=1",
+        config=config,
+        check=False,
+    )
+    assert result.returncode != 0
+    log = (workdir / "logs" / "finetune" / "b" / "demo" / "r4-q16.log").read_text() + result.stdout + result.stderr
+    assert "this job runs with the hub offline (hub.prefetch: true): run `snakemake preflight prefetch" in log, log[
+        -3000:
+    ]
+    assert DUMMY_HF_TOKEN not in log
+
+
+def test_prefetched_task_dataset_runs_offline_through_lm_eval(tmp_path, monkeypatch):
+    """A built-in task (xcopa_sw) whose dataset was pinned and prefetched: with the hub offline the evaluation reads
+    the commit's snapshot in the HF cache (a repository laid out with README configs, as on the hub) through
+    lm_eval.simple_evaluate, via the real datasets loader."""
+    import lm_eval
+    from datasets import Dataset
+    from huggingface_hub import constants
+    from lm_eval.api.model import LM
+    from maple import task_sources
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "xcopa"
+    rows = [
+        {
+            "premise": f"Mtu alianguka {i}.",
+            "choice1": "Alijikwaa",
+            "choice2": "Aliimba",
+            "question": "cause",
+            "label": 0,
+        }
+        for i in range(3)
+    ]
+    for split in ("validation", "test"):
+        (repo / "sw").mkdir(parents=True, exist_ok=True)
+        Dataset.from_list(rows).to_parquet(str(repo / "sw" / f"{split}-00000-of-00001.parquet"))
+    (repo / "README.md").write_text(
+        "---\nconfigs:\n- config_name: sw\n  data_files:\n  - split: validation\n    path: sw/validation-*.parquet\n"
+        "  - split: test\n    path: sw/test-*.parquet\n---\n"
+    )
+    hub = StandInHubApi(
+        {"datasets": {"cambridgeltl/xcopa": {"revisions": {"main": sha("x")}, "dirs": {sha("x"): str(repo)}}}}
+    )
+    hub.snapshot_download("cambridgeltl/xcopa", repo_type="dataset", revision=sha("x"))
+
+    class First(LM):
+        def loglikelihood(self, requests, disable_tqdm=False):
+            return [(0.0 if i % 2 == 0 else -5.0, False) for i, _ in enumerate(requests)]
+
+        def loglikelihood_rolling(self, requests, disable_tqdm=False):
+            raise NotImplementedError
+
+        def generate_until(self, requests, disable_tqdm=False):
+            raise NotImplementedError
+
+    manager = task_sources.task_manager(
+        ["xcopa_sw"], tmp_path / "tasks", shipped_dir=SHIPPED, revisions={"cambridgeltl/xcopa": sha("x")}
+    )
+    results = lm_eval.simple_evaluate(model=First(), tasks=["xcopa_sw"], task_manager=manager)
+    assert results["results"]["xcopa_sw"]["acc,none"] == pytest.approx(1.0)  # the first choice, label 0, each time
+    assert results["n-samples"]["xcopa_sw"]["effective"] == 3
+    staged = (tmp_path / "tasks" / "xcopa_sw.yaml").read_text()
+    assert str(tmp_path / "hub" / "datasets--cambridgeltl--xcopa" / "snapshots" / sha("x")) in staged
+
+
+def test_data_backend_reads_a_prefetched_dataset_offline(tmp_path, monkeypatch):
+    """hub_access.load_dataset at a pinned commit with the hub offline: the commit's snapshot in the HF cache, read
+    as a local directory (seed data of the translate backend, say); missing, a message naming prefetch."""
+    from datasets import Dataset
+    from huggingface_hub import constants
+    from maple.hub_access import HubAccessError, load_dataset
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "alpaca"
+    (repo / "data").mkdir(parents=True)
+    Dataset.from_list([{"instruction": "Say hi.", "input": "", "output": "Hi."}] * 2).to_parquet(
+        str(repo / "data" / "train-00000-of-00001.parquet")
+    )
+    hub = StandInHubApi(
+        {"datasets": {"org/alpaca": {"revisions": {"main": sha("al")}, "dirs": {sha("al"): str(repo)}}}}
+    )
+    hub.snapshot_download("org/alpaca", repo_type="dataset", revision="main")
+    data = load_dataset("org/alpaca", None, "train", revision=sha("al"))
+    assert data.num_rows == 2 and data[0]["output"] == "Hi."
+    with pytest.raises(HubAccessError, match="prefetch"):
+        load_dataset("org/alpaca", None, "train", revision=sha("other"))
+
+
+def test_loading_script_matters_only_where_datasets_gets_the_hub_id(monkeypatch):
+    """Bactrian-X holds a loading script: the hub backend reading it by id is a problem; reading its data_files as
+    hf:// paths (a packaged builder) is not. Either way its commit is pinned for the synth_data job."""
+    from maple.preflight import run_preflight
+
+    for name in OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    hub = StandInHubApi(
+        {
+            "datasets": {
+                "MBZUAI/Bactrian-X": {
+                    "revisions": {"main": sha("bx")},
+                    "files": {sha("bx"): ["Bactrian-X.py", "data/sw.json.gz", "README.md"]},
+                }
+            }
+        }
+    )
+    for data_files, problems in ((None, 1), ("data/{subset}.json.gz", 0)):
+        config = small_config()
+        spec = {"backend": "hub", "dataset": "MBZUAI/Bactrian-X", "languages": ["sw"], "data_files": data_files}
+        config["datasets"]["bx"] = {k: v for k, v in spec.items() if v is not None}
+        outcome = run_preflight(
+            plan_of(config), shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir(), api_factory=lambda: hub
+        )
+        assert len(outcome.problems) == problems, outcome.problems
+        if problems:
+            assert "datasets.bx.dataset: dataset 'MBZUAI/Bactrian-X'" in outcome.problems[0]
+            assert "holds the loading script 'Bactrian-X.py'" in outcome.problems[0]
+        assert outcome.pins["datasets"]["MBZUAI/Bactrian-X@main"]["commit"] == sha("bx")
+
+
+def test_hub_backend_reads_prefetched_data_files_offline(tmp_path, monkeypatch):
+    """The hub backend's data_files (Bactrian-X's data/<lang>.json.gz) at a pinned commit, the hub offline: read from
+    the commit's snapshot in the HF cache instead of an hf:// path."""
+    import gzip
+
+    from huggingface_hub import constants
+    from maple.data.hub import load_subset
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "bx"
+    (repo / "data").mkdir(parents=True)
+    with gzip.open(repo / "data" / "sw.json.gz", "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"instruction": "Sema jambo.", "input": "", "output": "Jambo."}) + "\n")
+    hub = StandInHubApi(
+        {"datasets": {"MBZUAI/Bactrian-X": {"revisions": {"main": sha("bx")}, "dirs": {sha("bx"): str(repo)}}}}
+    )
+    hub.snapshot_download("MBZUAI/Bactrian-X", repo_type="dataset", revision="main")
+    data = load_subset("MBZUAI/Bactrian-X", "sw", "train", sha("bx"), False, data_files="data/{subset}.json.gz")
+    assert data.num_rows == 1 and data[0]["output"] == "Jambo."
