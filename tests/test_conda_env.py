@@ -37,5 +37,5 @@ def test_conda_env_pins_equal_the_lock_and_torch():
 def test_every_rule_with_a_job_names_the_conda_env():
     for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         text = path.read_text()
-        rules = len(re.findall(r"^\s*rule(?: \w+)?:$", text, re.M))
+        rules = len(re.findall(r"^\s*(?:rule|checkpoint)(?: \w+)?:$", text, re.M))
         assert text.count("conda:\n") == rules, path.name
