@@ -24,8 +24,9 @@ def main(
 
 
 if __name__ == "__main__":
-    # a teacher or translator model's job claims a GPU like the finetunes (rule synth_data: resources gpu)
-    gpus = int(snakemake.resources.get("gpu", 0))  # noqa: F821
+    # a teacher or translator model's job claims a GPU like the finetunes (rule synth_data: resources gpu); the
+    # other backends load no model and leave the devices alone
+    gpus = int(snakemake.resources.get("gpu", 0)) or None  # noqa: F821
     offline = bool(snakemake.resources.get("hub_offline", 0))  # noqa: F821
     with logged_to(snakemake.log[0], gpus=gpus, hub_offline=offline):  # noqa: F821
         use_threads(snakemake.threads)  # noqa: F821
