@@ -172,7 +172,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"{what}: no directory {path} (see the docstring: what to build first)")
     for alias in TASKS:
         task_run(alias, args)  # every held-out file exists, before any arm starts
-    forward = [a for a in (argv if argv is not None else sys.argv[1:])]
+    forward = list(argv if argv is not None else sys.argv[1:])
     if "--json" in forward:
         i = forward.index("--json")
         del forward[i : i + 2]

@@ -106,25 +106,21 @@ def test_pinned_task_reads_its_commit_or_its_snapshot(tmp_path):
     """A built-in lm-eval task staged at the pinned commit of its dataset; offline, from the commit's snapshot."""
     from maple import task_sources
 
-    staged = task_sources.stage_tasks(
-        ["xcopa_sw"],
-        tmp_path / "a",
-        shipped_dir=SHIPPED,
-        lm_eval_dir=lm_eval_dir(),
-        revisions={"cambridgeltl/xcopa": sha("x")},
-    )
-    cfg = task_sources.merged_config(staged["xcopa_sw"])
+    def staged_xcopa_sw(out_dir, **snapshots):
+        staged = task_sources.stage_tasks(
+            ["xcopa_sw"],
+            out_dir,
+            shipped_dir=SHIPPED,
+            lm_eval_dir=lm_eval_dir(),
+            revisions={"cambridgeltl/xcopa": sha("x")},
+            **snapshots,
+        )
+        return task_sources.merged_config(staged["xcopa_sw"])
+
+    cfg = staged_xcopa_sw(tmp_path / "a")
     assert cfg["dataset_path"] == "cambridgeltl/xcopa" and cfg["dataset_kwargs"]["revision"] == sha("x")
     assert cfg["dataset_name"] == "sw"
-    staged = task_sources.stage_tasks(
-        ["xcopa_sw"],
-        tmp_path / "b",
-        shipped_dir=SHIPPED,
-        lm_eval_dir=lm_eval_dir(),
-        revisions={"cambridgeltl/xcopa": sha("x")},
-        snapshots={"cambridgeltl/xcopa": str(tmp_path / "snap")},
-    )
-    cfg = task_sources.merged_config(staged["xcopa_sw"])
+    cfg = staged_xcopa_sw(tmp_path / "b", snapshots={"cambridgeltl/xcopa": str(tmp_path / "snap")})
     assert cfg["dataset_path"] == str(tmp_path / "snap") and "revision" not in (cfg.get("dataset_kwargs") or {})
 
 

@@ -52,6 +52,11 @@ def is_local(source: str) -> bool:
     return os.path.exists(os.path.expanduser(str(source)))
 
 
+def is_commit(revision: str | None) -> bool:
+    """A revision that names one commit (40 hex digits: what preflight pins), not a branch or tag."""
+    return bool(revision) and re.fullmatch(r"[0-9a-f]{40}", str(revision)) is not None
+
+
 def offline_mode() -> bool:
     return any(
         os.environ.get(var, "").strip().upper() in ("1", "ON", "YES", "TRUE")
@@ -272,7 +277,7 @@ def load_dataset(
                     f"is ignored for {source!r}",
                     stacklevel=2,
                 )
-        if offline_mode() and revision and re.fullmatch(r"[0-9a-f]{40}", revision) and not local.exists():
+        if offline_mode() and is_commit(revision) and not local.exists():
             # A hub dataset at a pinned commit with the hub offline (prefetch): datasets cannot resolve a hub id
             # offline, so read the commit's snapshot in the HF cache as a local directory (maple.prefetch).
             from .prefetch import snapshot_dir

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 
 from .hub_access import LOCAL_DATA_SUFFIXES, looks_like_local_path
 
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 DEFAULT_REVISION = "main"
 
 # (backend, key of the repo in the spec, key of its revision, kind)

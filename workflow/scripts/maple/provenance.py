@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
+
+from .hub_access import is_commit
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
 
@@ -75,7 +76,7 @@ def model_fingerprint(source: str, config=None, revision: str | None = None) -> 
     if os.path.isdir(source):
         return {"kind": "sha256", "value": directory_hash(source)}
     commit = getattr(config, "_commit_hash", None) if config is not None else None
-    if commit is None and revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+    if commit is None and is_commit(revision):
         commit = revision
     return {"kind": "hub_commit", "value": commit}
 

@@ -17,8 +17,7 @@ import os
 import random
 from pathlib import Path
 
-from ..hub_access import LOCAL_DATA_SUFFIXES, HubAccessError, is_saved_dataset, load_dataset, offline_mode
-from ..pins import COMMIT
+from ..hub_access import LOCAL_DATA_SUFFIXES, HubAccessError, is_commit, is_saved_dataset, load_dataset, offline_mode
 from ..records import check_record
 from ..task_sources import DEFAULT_CONFIG, data_file_builder, hub_file_url
 from .filters import RecordFilter, SpecError, language_code, language_seed, n_per_language, spec_value
@@ -42,7 +41,7 @@ def load_subset(
     if data_files and not local.exists():
         path = data_files.format(subset=subset or DEFAULT_CONFIG, split=split)
         url = hub_file_url(source, revision, path)
-        if offline_mode() and revision and COMMIT.fullmatch(revision):
+        if offline_mode() and is_commit(revision):
             # The hub offline (prefetch): the file in the pinned commit's snapshot in the HF cache.
             from ..prefetch import snapshot_dir
 
