@@ -15,7 +15,7 @@ min_version("9.27")
 # message stands; `python workflow/scripts/check_config.py CONFIG` names both).
 if not workflow.overwrite_configfiles:
     sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-    from maple.validation import ConfigError, load_yaml_strict
+    from maple.config.validation import ConfigError, load_yaml_strict
     from snakemake.exceptions import WorkflowError
 
     try:

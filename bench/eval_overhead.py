@@ -15,7 +15,7 @@ model, and the adapter, once):
 Measured on this machine:
   startup      a fresh Python process importing torch, transformers, peft and lm_eval and building lm-eval's task
                index (what every process pays before it loads a model; printed apart from the load)
-  load         maple.evaluation.load_variant, the workflow's own loading code: base + LoRA adapter (rank 16 on the
+  load         maple.evaluate.job.load_variant, the workflow's own loading code: base + LoRA adapter (rank 16 on the
                7B, 4 on the demo model), at bits 16 and 4 (NF4, bitsandbytes; 8 is taken to cost what 4 does)
   per example  lm-eval's HFLM (the workflow's evaluation engine) on synthetic requests shaped like each task:
                loglikelihood requests (lm-eval shares one forward pass between choices that have one-token
@@ -30,7 +30,7 @@ median (min-max) of the shares projected from each repeat's measurements. --json
 spread, the projections, the machine, the library versions and the git commit (bench/results.py).
 
 The projection multiplies these by the grid of a config (models x variants x tasks x languages, resolved by
-maple.study as the workflow does) and the number of examples per language: a local task's held-out set (capped
+maple.config.study as the workflow does) and the number of examples per language: a local task's held-out set (capped
 by its `limit`), or for lm-eval tasks the size of the split lm-eval evaluates (PAPER_TASKS, capped by `limit`).
 """
 
@@ -116,7 +116,7 @@ PAPER_TASKS = {
     ),
 }
 
-# The demo's local tasks (workflow/scripts/maple/evaluation.py): the Alpaca-style prompt of a one-line question.
+# The demo's local tasks (workflow/scripts/maple/evaluate/job.py): the Alpaca-style prompt of a one-line question.
 DEMO_SHAPES = {
     "multiple_choice": Shape("loglikelihood", context=24, choices=4, continuation=2),
     "generate": Shape("generate", context=24, new_tokens=8),
@@ -286,7 +286,7 @@ def build_model(out_dir: Path, shape: dict, tokenizer, dtype, device: str, adapt
 def demo_tokenizer(vocab_size: int, pad_to: int | None = None):
     """The demo's tokenizer (BPE on the demo lexicons' corpus); with pad_to, filler tokens up to that vocabulary."""
     from maple.data.template import pretraining_corpus
-    from maple.tiny_model import train_tokenizer
+    from maple.train.tiny_model import train_tokenizer
 
     lexicons = REPO / "workflow" / "resources" / "lexicons"
     languages = sorted(p.stem for p in lexicons.glob("*.yaml"))
@@ -301,7 +301,7 @@ def measure_load(model_dir: Path, bits_list: list[int], repeats: int) -> dict[in
     import gc
 
     import torch
-    from maple.evaluation import load_variant
+    from maple.evaluate.job import load_variant
 
     times = {}
     for bits in bits_list:
@@ -382,7 +382,7 @@ def measure_model(
 
     import torch
     from lm_eval.models.huggingface import HFLM
-    from maple.evaluation import load_variant
+    from maple.evaluate.job import load_variant
 
     print(f"[{label}] load (base + adapter) x {repeats} per bits ...", flush=True)
     load = measure_load(model_dir, bits_list, repeats)
@@ -405,8 +405,8 @@ def measure_model(
 
 def load_study(config_path: Path):
     import yaml
-    from maple.study import resolve_study
-    from maple.validation import with_defaults
+    from maple.config.study import resolve_study
+    from maple.config.validation import with_defaults
 
     with open(config_path, encoding="utf-8") as f:
         config = with_defaults(yaml.safe_load(f))

@@ -10,7 +10,7 @@ Needs the demo's model and data (`snakemake results/models/tiny results/data/dem
 
 Arms (each run in a fresh Python process, so that peak memory is its own; 5 repeats, the arms' order reversed in
 every other repeat, so that each arm's repeat i runs next to the others' repeat i):
-  maple             maple.training.build_trainer, the workflow's finetune: trl SFTTrainer with the config's batching
+  maple             maple.train.finetune.build_trainer, the workflow's finetune: trl SFTTrainer with the config's batching
                     (length_grouped: micro-batches of about equal length; --batching to change it), response-only
                     loss through trl's fused LM head on the response tokens only, fused AdamW (paged 8-bit AdamW
                     for QLoRA on a GPU), checkpoints every checkpoint_steps as configured
@@ -92,7 +92,7 @@ def finetune_params(
     """FinetuneParams from a workflow config's finetune section (schema defaults for keys it leaves out), with the
     command line's overrides (max_seq_length, gradient_checkpointing, micro/effective batch size) on top."""
     import yaml
-    from maple.finetune_params import FinetuneParams, micro_batch_for_attempt
+    from maple.train.params import FinetuneParams, micro_batch_for_attempt
 
     with open(config_path, encoding="utf-8") as f:
         config = yaml.safe_load(f)
@@ -115,7 +115,7 @@ def finetune_params(
 
 def random_init_model(arch: str, tokenizer, device: str):
     import torch
-    from maple.models import compute_dtype
+    from maple.train.models import compute_dtype
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     config = LlamaConfig(
@@ -132,7 +132,7 @@ def random_init_model(arch: str, tokenizer, device: str):
 
 def load_model(args, params):
     """(model, tokenizer): the base at args.base, or a random-init model of args.arch's shape with its tokenizer."""
-    from maple.models import load_base
+    from maple.train.models import load_base
     from transformers import AutoTokenizer
 
     if args.arch == "tiny":
@@ -168,11 +168,11 @@ def baseline_trainer(params, model, tokenizer, train_file: str, output_dir: str,
     causal-LM padding collator, default TrainingArguments except what defines the training problem."""
     import torch
     from datasets import Dataset
-    from maple.finetune_params import micro_batch_for_attempt
-    from maple.models import compute_dtype, device_kind
-    from maple.records import read_jsonl
-    from maple.trainer import measured
-    from maple.training import to_prompt_completion
+    from maple.runtime.records import read_jsonl
+    from maple.train.finetune import to_prompt_completion
+    from maple.train.models import compute_dtype, device_kind
+    from maple.train.params import micro_batch_for_attempt
+    from maple.train.trainer import measured
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
@@ -302,8 +302,8 @@ def cpu_clock():
 def run_arm(args) -> dict:
     """One arm in this process; returns its measurements."""
     import torch
-    from maple.trainer import peak_memory
-    from maple.training import build_trainer
+    from maple.train.finetune import build_trainer
+    from maple.train.trainer import peak_memory
 
     torch.set_num_threads(args.threads)
     params = finetune_params(

@@ -7,7 +7,7 @@ Needs the config/smollm2.yaml run's converted model, adapter and held-out sets (
 config/smollm2.yaml results/adapters/smollm2/demo/r8-q16`), or --base/--adapter/--eval-dir.
 
 Arms (each in a fresh Python process, --repeats times, the order reversed in every other repeat):
-  merged    maple.evaluation.evaluate_variant(merge=True), as the workflow evaluates a 16-bit adapter: the adapter
+  merged    maple.evaluate.job.evaluate_variant(merge=True), as the workflow evaluates a 16-bit adapter: the adapter
             folded into the base weights (peft merge_and_unload), one matmul per adapted layer
   unmerged  the same with merge=False: peft's LoRA layers on the base, three matmuls per adapted layer
 Both run the demo's two local tasks (demo_mc: log-likelihoods of the choices; demo_gen: greedy generation) through
@@ -68,7 +68,7 @@ def parse_args(argv=None):
 
 
 def task_run(alias: str, args):
-    from maple.evaluation import TaskRun
+    from maple.evaluate.job import TaskRun
 
     kind, subdir, metric = TASKS[alias]
     languages = args.languages.split(",")
@@ -90,8 +90,8 @@ def task_run(alias: str, args):
 def run_arm(args) -> dict:
     """One arm in this process: every task, scores and samples under args.out; the times and what lm-eval gave."""
     import torch
-    from maple.evaluation import evaluate_variant
-    from maple.records import read_jsonl
+    from maple.evaluate.job import evaluate_variant
+    from maple.runtime.records import read_jsonl
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)

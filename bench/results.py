@@ -152,14 +152,14 @@ def header(benchmark: str, settings: dict, device: str = "cpu") -> dict:
 
 
 def write(path, report: dict) -> None:
-    """Write the report as JSON, atomically (maple.atomic: a temporary file beside the target, then a rename)."""
-    from maple.atomic import write_text
+    """Write the report as JSON, atomically (maple.runtime.atomic: a temporary file beside the target, then a rename)."""
+    from maple.runtime.atomic import write_text
 
     write_text(path, json.dumps(report, indent=1, default=str) + "\n")
 
 
 def medians_by_path(report, path: str = "") -> dict:
-    """Every spread in a results file by its path (`arms.maple.figures.loop_seconds`), as its median."""
+    """Every spread in a results file by its path (`arms.maple.report.figures.loop_seconds`), as its median."""
     if isinstance(report, dict):
         if "median" in report and "values" in report:
             return {path: report["median"]}

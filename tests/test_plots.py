@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import copy_run, planned_jobs, run_snakemake
-from maple import plot_style, plotting, run_plots
-from maple.figures import FIGURES, figures_for_study
-from maple.summary import (
+from maple.report import run_plots, score_plots, style
+from maple.report.figures import FIGURES, figures_for_study
+from maple.report.summary import (
     best_variants,
     cost_table,
     load_reference,
@@ -103,7 +103,7 @@ def labelled_lines(ax) -> dict:
 
 
 def assert_colour_blind_safe(colours) -> None:
-    allowed = {mcolors.to_hex(c) for c in plot_style.OKABE_ITO} | {mcolors.to_hex("grey"), mcolors.to_hex("black")}
+    allowed = {mcolors.to_hex(c) for c in style.OKABE_ITO} | {mcolors.to_hex("grey"), mcolors.to_hex("black")}
     used = {mcolors.to_hex(c) for c in colours}
     assert used <= allowed, f"colours outside the Okabe-Ito palette: {used - allowed}"
 
@@ -122,11 +122,11 @@ def test_figures_for_study_picks_what_the_grid_supports():
     assert both == FIGURES
     assert "english_retention" not in figures_for_study(["demo"], {"mc": ["en"], "gen": ["de", "sw"]}, False)
     for name in FIGURES:
-        assert callable(getattr(plotting, name, None) or getattr(run_plots, name))
+        assert callable(getattr(score_plots, name, None) or getattr(run_plots, name))
 
 
 def test_score_vs_rank_has_one_line_per_resource_class_with_cis(table):
-    fig = plotting.score_vs_rank(table, "m")
+    fig = score_plots.score_vs_rank(table, "m")
     axes = fig.axes
     assert len(axes) == 2 * 2  # tasks x bits
     assert [ax.get_title() for ax in axes] == [
@@ -157,12 +157,12 @@ def test_score_vs_rank_has_one_line_per_resource_class_with_cis(table):
     assert len(bars) == 4
     segments = bars[0].lines[2][0].get_segments()
     half_widths = [(seg[1][1] - seg[0][1]) / 2 for seg in segments]
-    np.testing.assert_allclose(half_widths, plot_style.Z95 * math.sqrt(2 * SE**2) / 2)
+    np.testing.assert_allclose(half_widths, style.Z95 * math.sqrt(2 * SE**2) / 2)
     assert_colour_blind_safe(line.get_color() for line in ax.get_lines())
 
 
 def test_score_vs_bits_averages_over_ranks(table):
-    fig = plotting.score_vs_bits(table, "m")
+    fig = score_plots.score_vs_bits(table, "m")
     assert [ax.get_title() for ax in fig.axes] == ["gen\n2 high, 2 low languages", "mc\n2 high, 2 low languages"]
     ax = fig.axes[1]
     assert "bits" in ax.get_xlabel()
@@ -176,14 +176,14 @@ def test_score_vs_bits_averages_over_ranks(table):
 
 
 def test_delta_heatmap_is_centred_on_zero(table):
-    fig = plotting.delta_heatmap(table, "m")
+    fig = score_plots.delta_heatmap(table, "m")
     panels = [ax for ax in fig.axes if ax.images]
     assert [ax.get_title() for ax in panels] == ["gen (acc)", "mc (acc)"]
     ax = panels[1]
     image = ax.images[0]
     vmin, vmax = image.get_clim()
     assert vmin == -vmax and vmax > 0
-    assert image.get_cmap().name == plot_style.DIVERGING_CMAP
+    assert image.get_cmap().name == style.DIVERGING_CMAP
     assert [t.get_text() for t in ax.get_yticklabels()] == ["de (high)", "en (high)", "hi (low)", "sw (low)"]
     columns = [t.get_text() for t in ax.get_xticklabels()]
     assert columns == [
@@ -209,7 +209,7 @@ def test_english_retention_points(table):
     t = table.copy()
     hit = (t["lang"] == "en") & (t["bits"] == 4) & (t["data"] == "tra")
     t.loc[hit, "delta_vs_base"] = -0.1
-    fig = plotting.english_retention(t, "m")
+    fig = score_plots.english_retention(t, "m")
     ax = fig.axes[1]
     assert ax.get_title() == "mc (acc)"
     assert ax.get_ylabel() == "change of the English (en) score"
@@ -227,11 +227,11 @@ def test_english_retention_points(table):
     annotations = [a.get_text() for a in ax.texts]
     assert "tra-r16-q4" in annotations
     with pytest.raises(ValueError, match="'en'"):
-        plotting.english_retention(t[t["lang"] != "en"], "m")
+        score_plots.english_retention(t[t["lang"] != "en"], "m")
 
 
 def test_data_comparison_pairs_datasets_per_language(table):
-    fig = plotting.data_comparison(
+    fig = score_plots.data_comparison(
         table, "m", dataset_labels={"gen_data": "gen_data (generate)", "tra": "tra (translate)"}
     )
     ax = fig.axes[1]
@@ -245,7 +245,7 @@ def test_data_comparison_pairs_datasets_per_language(table):
     assert "4 shared rank x bits" in ax.get_xlabel()
     assert len([line for line in ax.get_lines() if line.get_color() == "grey"]) == 4  # one pair line per language
     with pytest.raises(ValueError, match="two datasets"):
-        plotting.data_comparison(make_table(datasets=("demo",)), "m")
+        score_plots.data_comparison(make_table(datasets=("demo",)), "m")
 
 
 def test_loss_curves_read_log_history_and_fall_back_to_the_final_loss():

@@ -1,5 +1,5 @@
 """Preflight, pinned revisions and prefetch (README, "Preflight", "Pinned hub revisions", "Compute nodes without
-internet"), against a stand-in for the hub at the workflow's one seam (maple.hub_api: MAPLE_HUB_API names
+internet"), against a stand-in for the hub at the workflow's one seam (maple.hub.api: MAPLE_HUB_API names
 tests/hub_standin.py). The checks, the pins, the HF cache and the loaders that read it are the real code; no test
 reaches the network (HF_ENDPOINT points at a closed local port in the runs that switch the hub on)."""
 
@@ -25,14 +25,14 @@ def sha(text: str) -> str:
 
 
 def lm_eval_dir():
-    from maple.validation import lm_eval_tasks_dir
+    from maple.config.validation import lm_eval_tasks_dir
 
     return lm_eval_tasks_dir()
 
 
 def plan_of(config: dict, gpu_memory_gib=None) -> dict:
-    from maple.preflight import preflight_plan
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
+    from maple.hub.preflight import preflight_plan
 
     return preflight_plan(checked_study(config)[1], gpu_memory_gib)
 
@@ -46,7 +46,7 @@ class NoHub:
 
 
 def test_local_study_passes_offline_without_asking_the_hub():
-    from maple.preflight import reads_hub, run_preflight
+    from maple.hub.preflight import reads_hub, run_preflight
 
     plan = plan_of(small_config())
     assert not reads_hub(plan)
@@ -56,7 +56,7 @@ def test_local_study_passes_offline_without_asking_the_hub():
 
 
 def test_hub_study_offline_fails_naming_what_it_could_not_check(monkeypatch):
-    from maple.preflight import run_preflight
+    from maple.hub.preflight import run_preflight
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     config = {**small_config(), "models": {"llama": {"hub_id": "meta-llama/Llama-2-7b-hf"}}}
@@ -69,7 +69,7 @@ def test_hub_study_offline_fails_naming_what_it_could_not_check(monkeypatch):
 def test_pins_and_memory_estimates(monkeypatch):
     """A model's commit pinned from its revision; the GPU memory estimate at each bit-width against
     preflight.gpu_memory_gib: 7e9 parameters fit 10 GiB at 4 bits, not at 16."""
-    from maple.preflight import run_preflight
+    from maple.hub.preflight import run_preflight
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
@@ -87,8 +87,8 @@ def test_pins_and_memory_estimates(monkeypatch):
 
 def test_prefetched_snapshot_is_found_offline_or_names_prefetch(tmp_path, monkeypatch):
     from huggingface_hub import constants
-    from maple.hub_access import HubAccessError
-    from maple.prefetch import snapshot_dir
+    from maple.hub.access import HubAccessError
+    from maple.hub.cache import snapshot_dir
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     files = tmp_path / "files"
@@ -104,7 +104,7 @@ def test_prefetched_snapshot_is_found_offline_or_names_prefetch(tmp_path, monkey
 
 def test_pinned_task_reads_its_commit_or_its_snapshot(tmp_path):
     """A built-in lm-eval task staged at the pinned commit of its dataset; offline, from the commit's snapshot."""
-    from maple import task_sources
+    from maple.hub import task_files, task_sources
 
     def staged_xcopa_sw(out_dir, **snapshots):
         staged = task_sources.stage_tasks(
@@ -115,7 +115,7 @@ def test_pinned_task_reads_its_commit_or_its_snapshot(tmp_path):
             revisions={"cambridgeltl/xcopa": sha("x")},
             **snapshots,
         )
-        return task_sources.merged_config(staged["xcopa_sw"])
+        return task_files.merged_config(staged["xcopa_sw"])
 
     cfg = staged_xcopa_sw(tmp_path / "a")
     assert cfg["dataset_path"] == "cambridgeltl/xcopa" and cfg["dataset_kwargs"]["revision"] == sha("x")
@@ -348,7 +348,7 @@ def test_prefetched_task_dataset_runs_offline_through_lm_eval(tmp_path, monkeypa
     from datasets import Dataset
     from huggingface_hub import constants
     from lm_eval.api.model import LM
-    from maple import task_sources
+    from maple.hub import task_sources
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -400,7 +400,7 @@ def test_data_backend_reads_a_prefetched_dataset_offline(tmp_path, monkeypatch):
     as a local directory (seed data of the translate backend, say); missing, a message naming prefetch."""
     from datasets import Dataset
     from huggingface_hub import constants
-    from maple.hub_access import HubAccessError, load_dataset
+    from maple.hub.access import HubAccessError, load_dataset
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -422,7 +422,7 @@ def test_data_backend_reads_a_prefetched_dataset_offline(tmp_path, monkeypatch):
 def test_loading_script_matters_only_where_datasets_gets_the_hub_id(monkeypatch):
     """Bactrian-X holds a loading script: the hub backend reading it by id is a problem; reading its data_files as
     hf:// paths (a packaged builder) is not. Either way its commit is pinned for the synth_data job."""
-    from maple.preflight import run_preflight
+    from maple.hub.preflight import run_preflight
 
     for name in OFFLINE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -456,7 +456,7 @@ def test_hub_backend_reads_prefetched_data_files_offline(tmp_path, monkeypatch):
     import gzip
 
     from huggingface_hub import constants
-    from maple.data.hub import load_subset
+    from maple.data.hub_dataset import load_subset
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))

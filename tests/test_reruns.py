@@ -139,7 +139,7 @@ def test_changing_the_global_seed_reruns_everything(edit):
 
 
 def test_the_data_seed_defaults_to_the_global_seed_and_stays_out_of_the_spec():
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
 
     config = small_config()
     assert checked_study(config)[1].data_seed("demo") == config["seed"]

@@ -37,7 +37,7 @@ def test_no_token_reaches_any_output(small_run):
 
 
 def test_trust_remote_code_is_off_unless_set_per_model():
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
 
     config = small_config()
     config["models"]["remote"] = {"hub_id": "org/custom-arch", "trust_remote_code": True}
@@ -93,7 +93,7 @@ class TrapConfig(LlamaConfig):
 
 LOAD = """
 import sys
-from maple.models import load_base
+from maple.train.models import load_base
 try:
     load_base(sys.argv[1], 16, trust_remote_code=sys.argv[2] == "1")
 except Exception as error:  # with the flag on the trap's config class may not load a model: only the marker counts

@@ -274,13 +274,13 @@ GPU_PAIR_SNAKEFILE = textwrap.dedent(
     """
 )
 
-# A GPU job through the workflow's own entry code (maple.jobs.logged_to with resources.gpu): under SLURM it keeps
+# A GPU job through the workflow's own entry code (maple.runtime.jobs.logged_to with resources.gpu): under SLURM it keeps
 # the CUDA_VISIBLE_DEVICES SLURM set. It holds its GPU for a while, so that two jobs can be seen running together.
 GPU_PAIR_JOB = textwrap.dedent(
     """
     import json, os, sys, time
     sys.path.insert(0, SCRIPTS_DIR)
-    from maple.jobs import logged_to
+    from maple.runtime.jobs import logged_to
 
     log, out = sys.argv[1:3]
     with logged_to(log, gpus=1):

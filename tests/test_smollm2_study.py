@@ -47,8 +47,8 @@ def test_second_dry_run_has_nothing_to_do(smollm2_run):
 
 
 def test_the_gguf_conversion_records_its_file(smollm2_run):
-    from maple.gguf import resolve_gguf_path
-    from maple.provenance import file_sha256
+    from maple.runtime.provenance import file_sha256
+    from maple.train.gguf import resolve_gguf_path
 
     workdir, _, config = smollm2_run
     converted = workdir / "results" / "models" / "smollm2"
@@ -59,7 +59,7 @@ def test_the_gguf_conversion_records_its_file(smollm2_run):
 
 
 def test_the_generated_dataset_has_the_record_format_in_every_language(smollm2_run):
-    from maple.records import check_record, read_jsonl
+    from maple.runtime.records import check_record, read_jsonl
 
     workdir, _, config = smollm2_run
     spec = config["datasets"]["smol_gen"]
@@ -106,7 +106,7 @@ def test_every_score_file_and_how_its_adapter_was_applied(smollm2_run):
 
 
 def test_lm_eval_samples_show_the_chat_template_prompt(smollm2_run):
-    from maple.records import read_jsonl
+    from maple.runtime.records import read_jsonl
 
     workdir, _, _ = smollm2_run
     for task in ("demo_mc", "demo_gen"):
@@ -121,7 +121,7 @@ def test_tables_and_figures(smollm2_run):
     table = pd.read_csv(workdir / "results" / "tables" / "scores.csv")
     cells = 5 * sum(len(spec["languages"]) for spec in config["evaluation"]["tasks"].values())
     assert len(table) == cells and table[table["variant"] != "base"]["delta_vs_base"].notna().all()
-    from maple.figures import figures_for_study
+    from maple.report.figures import figures_for_study
 
     pngs = {p.name for p in (workdir / "results" / "plots" / "smollm2").glob("*.png")}
     expected = figures_for_study(

@@ -1,4 +1,4 @@
-"""Code edits rerun what they change: each stage's code version (maple.stage_versions) is a param of its rules, so
+"""Code edits rerun what they change: each stage's code version (maple.config.stage_versions) is a param of its rules, so
 bumping one plans exactly that stage and what follows from it, and nothing else (README, "What reruns").
 
 The run happens in a copy of the workflow, whose stage_versions.py the test edits; the repository is not touched.

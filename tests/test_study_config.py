@@ -203,7 +203,7 @@ def test_study_is_the_paper_grid():
 
 
 def test_study_resolves():
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
 
     study = checked_study(load_study())[1]
     assert len(study.finetunes) == expected_jobs(load_study())["finetune"]
@@ -263,12 +263,12 @@ def builtin_tasks() -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def shipped_tasks(tmp_path_factory) -> dict[str, Path]:
-    """The tasks this repo ships, as the evaluation job stages them (maple.task_sources), indexed as lm-eval's
+    """The tasks this repo ships, as the evaluation job stages them (maple.hub.task_sources), indexed as lm-eval's
     TaskManager indexes its include_path."""
     from lm_eval.tasks._index import Kind, TaskIndex
-    from maple import task_sources
+    from maple.hub import task_files, task_sources
 
-    names = task_sources.shipped_task_files(SHIPPED_TASKS)
+    names = task_files.shipped_task_files(SHIPPED_TASKS)
     staged = tmp_path_factory.mktemp("staged")
     task_sources.stage_tasks(names, staged, shipped_dir=SHIPPED_TASKS, lm_eval_dir=lm_eval_tasks_dir())
     index = TaskIndex.build([staged])
@@ -284,7 +284,7 @@ def task_config(path: Path) -> dict:
 
 
 def test_every_task_language_is_an_lm_eval_task(builtin_tasks, shipped_tasks):
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
 
     assert not set(builtin_tasks) & set(shipped_tasks), "a shipped task would shadow a built-in one"
     study = checked_study(load_study())[1]
@@ -298,7 +298,7 @@ def test_every_task_language_is_an_lm_eval_task(builtin_tasks, shipped_tasks):
 
 
 def test_task_metrics_are_reported_by_lm_eval(builtin_tasks, shipped_tasks):
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
 
     study = checked_study(load_study())[1]
     for alias, task in study.tasks.items():
@@ -332,12 +332,15 @@ def backend_schema_keys() -> dict[str, set[str]]:
 
 
 def test_every_schema_key_of_a_backend_is_read_by_it():
+    from maple.data.synthesis import BACKEND_MODULES
+
     """A key the schema allows that no code reads would be accepted and silently do nothing."""
     shared = (REPO / "workflow" / "scripts" / "maple" / "data" / "filters.py").read_text()
     for backend, keys in backend_schema_keys().items():
-        source = (REPO / "workflow" / "scripts" / "maple" / "data" / f"{backend}.py").read_text()
-        if backend == "translate":  # the MT model in translation.py, teacher responses through generate's code
-            for module in ("translation", "generate"):
+        module = BACKEND_MODULES.get(backend, f"maple.data.{backend}").rsplit(".", 1)[1]
+        source = (REPO / "workflow" / "scripts" / "maple" / "data" / f"{module}.py").read_text()
+        if backend == "translate":  # the MT model in translator.py, teacher responses through generate's code
+            for module in ("translator", "generate"):
                 source += (REPO / "workflow" / "scripts" / "maple" / "data" / f"{module}.py").read_text()
         unread = {k for k in keys if f'"{k}"' not in source and f'"{k}"' not in shared}
         assert not unread, f"{backend}: schema keys {sorted(unread)} are read by no code"
@@ -414,7 +417,7 @@ def test_xlsum_task_runs_through_lm_eval(tmp_path):
     import lm_eval
     from datasets import Dataset
     from lm_eval.api.model import LM
-    from maple import task_sources
+    from maple.hub import task_sources
 
     rows = [
         {

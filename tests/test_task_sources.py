@@ -1,4 +1,4 @@
-"""Script-free data sources (maple.task_sources): the shipped task YAMLs that wrap lm-eval's tasks and read the hub's
+"""Script-free data sources (maple.hub.task_sources): the shipped task YAMLs that wrap lm-eval's tasks and read the hub's
 parquet conversion, and the `dataset_mirrors` key that points any task or data backend at a local directory.
 
 The hub is never reached: every run reads small local fixtures laid out as the parquet conversion is
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
-from maple import task_sources
+from maple.hub import task_files, task_sources
 
 STUDY_CONFIG = REPO / "config" / "maple.yaml"
 SHIPPED = REPO / "workflow" / "resources" / "lm_eval_tasks"
@@ -27,7 +27,7 @@ BUILTIN_MIRRORED = {"xcopa_et": ("cambridgeltl/xcopa", "et")}  # a built-in task
 
 
 def lm_eval_dir() -> Path:
-    return task_sources.lm_eval_tasks_dir()
+    return task_files.lm_eval_tasks_dir()
 
 
 def study() -> dict:
@@ -187,9 +187,9 @@ def test_task_runs_from_its_shipped_yaml_on_a_parquet_mirror(name, mirrored_resu
 def test_shipped_task_changes_only_the_data_source(name):
     """A shipped wrapper equals lm-eval's own task but for its name, tag and where the data comes from."""
     hub_id, config, original = CHANGED[name]
-    shipped = task_sources.shipped_task_files(SHIPPED)[name]
-    ours = task_sources.resolved_config(shipped, lm_eval_dir())
-    theirs = task_sources.merged_config(task_sources.builtin_task_files([original], lm_eval_dir())[original])
+    shipped = task_files.shipped_task_files(SHIPPED)[name]
+    ours = task_files.resolved_config(shipped, lm_eval_dir())
+    theirs = task_files.merged_config(task_files.builtin_task_files([original], lm_eval_dir())[original])
     data_keys = {"task", "tag", "dataset_path", "dataset_name", "dataset_kwargs"}
     assert {k: v for k, v in ours.items() if k not in data_keys} == {
         k: v for k, v in theirs.items() if k not in data_keys
@@ -202,7 +202,7 @@ def test_shipped_task_changes_only_the_data_source(name):
 
 
 def study_task_names() -> dict[str, str]:
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
 
     return {
         f"{alias}/{lang}": name
@@ -215,19 +215,19 @@ def test_every_study_task_reads_a_script_free_source():
     """Each task language of config/maple.yaml: a shipped task reads the parquet conversion of one config; a
     built-in task (unchanged) reads a dataset known to hold plain data files, never one with a loading script."""
     names = study_task_names()
-    shipped = task_sources.shipped_task_files(SHIPPED)
-    builtin = task_sources.builtin_task_files([n for n in names.values() if n not in shipped], lm_eval_dir())
+    shipped = task_files.shipped_task_files(SHIPPED)
+    builtin = task_files.builtin_task_files([n for n in names.values() if n not in shipped], lm_eval_dir())
     unchanged = set()
     for where, name in names.items():
         if name in shipped:
-            source = task_sources.data_source(task_sources.resolved_config(shipped[name], lm_eval_dir()))
+            source = task_sources.data_source(task_files.resolved_config(shipped[name], lm_eval_dir()))
             assert source["dataset"] in task_sources.SCRIPT_DATASETS, where
             assert source["revision"] == task_sources.PARQUET_REVISION, where
             assert source["name"] is None and set(source["data_files"]) == set(source["splits"]), where
             configs = {f.split("/")[0] for f in source["data_files"].values()}
             assert len(configs) == 1 and all(f.endswith("/*.parquet") for f in source["data_files"].values()), where
         else:
-            source = task_sources.data_source(task_sources.merged_config(builtin[name]))
+            source = task_sources.data_source(task_files.merged_config(builtin[name]))
             assert source["dataset"] in task_sources.SCRIPT_FREE_DATASETS, f"{where}: {name} reads {source['dataset']}"
             assert not source["revision"] and not source["data_files"], where
             unchanged.add(name.split("_")[0])
@@ -273,8 +273,9 @@ def test_mirror_source_and_parquet_source_are_pure():
 def test_data_backends_read_a_mirror(tmp_path):
     """dataset_mirrors reaches the data backends: translate's seed data and the hub backend's subsets are read
     from the mirror's parquet files, the records still naming the hub dataset."""
-    from maple.data import hub, translate
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
+    from maple.data import hub_dataset as hub
+    from maple.data import translate
 
     alpaca = [{"instruction": f"Do {i}", "input": "", "output": f"Done {i}", "text": ""} for i in range(3)]
     write_parquet(tmp_path / "alpaca", "default", "train", alpaca)
@@ -347,11 +348,11 @@ def test_hub_source_is_the_parquet_conversion_of_one_config(tmp_path, monkeypatc
 
 
 def test_evaluation_job_reads_the_mirror(mirrors, tmp_path):
-    """The evaluation job's hook (maple.evaluation.evaluate_variant): a tiny model on a shipped task whose dataset
+    """The evaluation job's hook (maple.evaluate.job.evaluate_variant): a tiny model on a shipped task whose dataset
     has a mirror; the score file's lm-eval config names the mirror."""
     import json
 
-    from maple.evaluation import TaskRun, evaluate_variant
+    from maple.evaluate.job import TaskRun, evaluate_variant
     from tiny_models import build_tiny_llama
 
     model = build_tiny_llama(tmp_path / "model")
@@ -382,7 +383,7 @@ def test_evaluation_job_reads_the_mirror(mirrors, tmp_path):
 def test_each_task_gets_only_the_mirrors_it_reads():
     """An evaluation job's params hold the dataset_mirrors its task reads, so a mirror added for one dataset reruns
     only the jobs that read it (worked out from the YAMLs as text: planning imports no lm-eval)."""
-    from maple.validation import checked_study
+    from maple.config.validation import checked_study
 
     mirrors = {"facebook/mlqa": "/m/mlqa", "cambridgeltl/xcopa": "/m/xcopa", "tatsu-lab/alpaca": "/m/alpaca"}
     tasks = checked_study(study())[1].tasks
@@ -421,7 +422,7 @@ def test_hub_backend_reads_data_files_past_a_loading_script(monkeypatch):
     huggingface_hub parses it. datasets.load_dataset is a stand-in here: the hub is never reached."""
     import datasets
     from huggingface_hub.utils import parse_hf_uri
-    from maple.data import hub
+    from maple.data import hub_dataset as hub
 
     calls = []
 

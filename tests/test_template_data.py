@@ -2,17 +2,15 @@
 
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from maple.data.template import all_items, load_lexicon, make_dataset, pretraining_corpus  # noqa: E402
-from maple.records import INSTRUCTION_FIELDS, check_record  # noqa: E402
+from maple.runtime.records import INSTRUCTION_FIELDS, check_record  # noqa: E402
 
 LEXICONS = ROOT / "workflow" / "resources" / "lexicons"
 LANGUAGES = ["en", "de", "ru", "zh", "ar", "hi", "sw"]

@@ -8,17 +8,23 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from maple.finetune_params import micro_batch_for_attempt, rule_params  # noqa: E402
-from maple.devices import DeviceError, check_gpu_request, device_pool, threads_per_gpu_job  # noqa: E402
-from maple.figures import figures_for_study  # noqa: E402
-from maple.pins import model_repo, pinned_data_spec, pinned_revision, read_pins, task_dataset_revisions  # noqa: E402
-from maple.preflight import preflight_plan, reads_hub  # noqa: E402
-from maple.stage_versions import STAGE_VERSIONS  # noqa: E402
-from maple.study import BASE_VARIANT  # noqa: E402
-from maple.task_sources import task_mirrors  # noqa: E402
-from maple.validation import ConfigError, checked_study, lm_eval_tasks_dir  # noqa: E402
+from maple.train.params import micro_batch_for_attempt, rule_params  # noqa: E402
+from maple.runtime.devices import DeviceError, check_gpu_request, device_pool, threads_per_gpu_job  # noqa: E402
+from maple.report.figures import figures_for_study  # noqa: E402
+from maple.hub.pins import (
+    model_repo,
+    pinned_data_spec,
+    pinned_revision,
+    read_pins,
+    task_dataset_revisions,
+)  # noqa: E402
+from maple.hub.preflight import preflight_plan, reads_hub  # noqa: E402
+from maple.config.stage_versions import STAGE_VERSIONS  # noqa: E402
+from maple.config.study import BASE_VARIANT  # noqa: E402
+from maple.hub.task_sources import task_mirrors  # noqa: E402
+from maple.config.validation import ConfigError, checked_study, lm_eval_tasks_dir  # noqa: E402
 
-# Validation, before any job starts (README, "Reruns, faults and bad configs"; maple.validation.checked_study): each
+# Validation, before any job starts (README, "Reruns, faults and bad configs"; maple.config.validation.checked_study): each
 # config file strictly, the config against the schema (one line per error), the schema's defaults, the cross-key
 # rules and the lm-eval task names.
 if str(config.get("allow_missing")).lower() in ("true", "false"):  # --config allow_missing=true arrives as a string
@@ -40,7 +46,7 @@ CONDA_ENV = "../../envs/maple.yaml"
 ALL_CORES = 4096
 
 # GPUs (README, "GPUs"): on this machine, --resources gpu=N runs N GPU jobs at once, each on a device of its own
-# (maple.devices claims it when the job starts), so a GPU job gets its share of the cores (config gpu_job_threads,
+# (maple.runtime.devices claims it when the job starts), so a GPU job gets its share of the cores (config gpu_job_threads,
 # "auto": --cores / N); asking for more GPUs than the machine has stops the run here. On SLURM each job is its own
 # allocation: every core of it (--cores), and SLURM picks the GPU. The SLURM profile makes `gpu` a per-job resource
 # (set-resource-scopes gpu=local): that marks a cluster run in a dry run too (-n swaps in a local executor).
@@ -64,7 +70,7 @@ GPU_JOB_THREADS = threads_per_gpu_job(
 # Preflight and prefetch (preflight.smk; README, "Preflight"). The plan is the full study's (before allow_missing
 # cuts it down) and the preflight rule's param: a change to what the study reads reruns preflight. The jobs that
 # load a model or data wait for the checkpoints through after_preflight and read the pinned commits from pins.json
-# as params (maple.pins); with prefetch they run with the hub offline (resources.hub_offline: a resource, not a
+# as params (maple.hub.pins); with prefetch they run with the hub offline (resources.hub_offline: a resource, not a
 # param, so that switching hub.prefetch reruns nothing).
 PINS_FILE = f"{R}/preflight/pins.json"
 PREFETCH_FILE = f"{R}/preflight/prefetched.json"
@@ -95,7 +101,7 @@ wildcard_constraints:
 
 def job_resources(stage_params):
     """A GPU stage's resources: its `gpu` count, the config's further resources (runtime, mem_mb, gpu_model...)
-    and, with prefetch, hub_offline (maple.jobs.logged_to)."""
+    and, with prefetch, hub_offline (maple.runtime.jobs.logged_to)."""
     return {"gpu": stage_params["gpu"], **stage_params["resources"], **hub_offline_resource()}
 
 
@@ -108,7 +114,7 @@ def hub_offline_resource():
 
 def after_preflight(wildcards):
     """No file: makes a job wait for the checkpoints preflight (and prefetch); Snakemake re-evaluates the job once
-    they are done, and then reads its pinned commits (maple.pins)."""
+    they are done, and then reads its pinned commits (maple.hub.pins)."""
     checkpoints.preflight.get()
     if PREFETCH:
         checkpoints.prefetch.get()
@@ -175,7 +181,7 @@ def get_base_model_input(wildcards):
 
 
 def get_gguf_file(wildcards):
-    """The GGUF file a convert_gguf job reads (models.<alias>.gguf, resolved and checked at planning: maple.gguf)."""
+    """The GGUF file a convert_gguf job reads (models.<alias>.gguf, resolved and checked at planning: maple.train.gguf)."""
     return STUDY.models[wildcards.model].gguf
 
 
@@ -272,7 +278,7 @@ def get_finetune_params(wildcards):
 
 
 def get_finetune_micro_batch(wildcards, attempt):
-    """Attempt 1: finetune.micro_batch_size; each retry halves it (maple.finetune_params.micro_batch_for_attempt).
+    """Attempt 1: finetune.micro_batch_size; each retry halves it (maple.train.params.micro_batch_for_attempt).
     A resource, not a param: params would make a retried adapter look stale to the params rerun trigger."""
     ft = STUDY.finetune_params
     return micro_batch_for_attempt(ft["effective_batch_size"], ft["micro_batch_size"], attempt)
@@ -322,7 +328,7 @@ def get_evaluate_input(task_alias):
 
 
 def get_evaluate_task(task_alias):
-    """A param function: the evaluation job's TaskRun fields (maple.evaluation.TaskRun), with the pinned commits of
+    """A param function: the evaluation job's TaskRun fields (maple.evaluate.job.TaskRun), with the pinned commits of
     the hub datasets its lm-eval tasks read (only where there are some: a config without plans as it did)."""
     fields = evaluate_task_fields(task_alias)
     names = list(STUDY.tasks[task_alias].lm_eval_names.values())
@@ -364,7 +370,7 @@ _TASK_MIRRORS = {}
 
 
 def task_dataset_mirrors(task):
-    """The dataset_mirrors entries a source: lm_eval task reads (maple.task_sources), worked out once per task from
+    """The dataset_mirrors entries a source: lm_eval task reads (maple.hub.task_sources), worked out once per task from
     the task YAMLs as text; all of them where lm-eval is not installed here. {} without dataset_mirrors."""
     if not STUDY.dataset_mirrors or task.source != "lm_eval":
         return {}

@@ -1,9 +1,9 @@
 """Snakemake rule aggregate: every score file into the tidy CSV."""
 
 import pandas as pd
-from maple.aggregation import load_scores, tidy_table
-from maple.atomic import write_text
-from maple.jobs import logged_to
+from maple.report.aggregation import load_scores, tidy_table
+from maple.runtime.atomic import write_text
+from maple.runtime.jobs import logged_to
 
 MISSING_COLUMNS = ["model", "variant", "task", "lang", "reason"]
 

@@ -3,8 +3,8 @@
 import json
 
 from maple.data.template import pretraining_corpus, question_answer_corpus
-from maple.jobs import logged_to, use_threads
-from maple.tiny_model import build_tiny_llama
+from maple.runtime.jobs import logged_to, use_threads
+from maple.train.tiny_model import build_tiny_llama
 
 
 def main(lexicon_dir: str, languages: list[str], out_dir: str, seed: int, spec: dict) -> list[dict]:

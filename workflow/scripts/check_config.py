@@ -7,7 +7,7 @@ line and column (Snakemake's own message for a --configfile names neither).
 import os
 import sys
 
-from maple.validation import ConfigError, checked_study, load_yaml_strict
+from maple.config.validation import ConfigError, checked_study, load_yaml_strict
 
 if __name__ == "__main__":
     path = sys.argv[1]

@@ -1,9 +1,9 @@
-"""Snakemake rule convert_gguf: a GGUF checkpoint dequantised into a save_pretrained directory (maple.gguf)."""
+"""Snakemake rule convert_gguf: a GGUF checkpoint dequantised into a save_pretrained directory (maple.train.gguf)."""
 
 import json
 
-from maple.gguf import convert_gguf
-from maple.jobs import logged_to, use_threads
+from maple.runtime.jobs import logged_to, use_threads
+from maple.train.gguf import convert_gguf
 
 if __name__ == "__main__":
     with logged_to(snakemake.log[0]):  # noqa: F821

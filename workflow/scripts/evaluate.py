@@ -2,8 +2,8 @@
 
 import json
 
-from maple.evaluation import TaskRun, evaluate_variant
-from maple.jobs import logged_to, use_threads
+from maple.evaluate.job import TaskRun, evaluate_variant
+from maple.runtime.jobs import logged_to, use_threads
 
 
 def run_from_snakemake(smk) -> dict:

@@ -9,9 +9,9 @@ with the micro-batch of Snakemake's N-th attempt (halved N - 1 times).
 import argparse
 import json
 
-from maple.finetune_params import FinetuneParams, add_cli_arguments, micro_batch_for_attempt, params_from_cli
-from maple.jobs import logged_to, use_threads
-from maple.training import finetune
+from maple.runtime.jobs import logged_to, use_threads
+from maple.train.finetune import finetune
+from maple.train.params import FinetuneParams, add_cli_arguments, micro_batch_for_attempt, params_from_cli
 
 
 def run_from_snakemake(smk) -> dict:

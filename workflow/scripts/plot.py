@@ -4,9 +4,9 @@
 import json
 
 import pandas as pd
-from maple import plotting, run_plots
-from maple.jobs import logged_to
-from maple.plot_style import save_figure
+from maple.report import run_plots, score_plots
+from maple.report.style import save_figure
+from maple.runtime.jobs import logged_to
 
 
 def make_figure(
@@ -31,10 +31,10 @@ def make_figure(
     if name == "reference_comparison":
         return run_plots.reference_comparison(pd.read_csv(comparison), model)
     if name == "english_retention":
-        return plotting.english_retention(table, model, english=english)
+        return score_plots.english_retention(table, model, english=english)
     if name == "data_comparison":
-        return plotting.data_comparison(table, model, dataset_labels=dataset_labels)
-    return getattr(plotting, name)(table, model)
+        return score_plots.data_comparison(table, model, dataset_labels=dataset_labels)
+    return getattr(score_plots, name)(table, model)
 
 
 def main(csv: str, model: str, figures: list[str], outputs: dict, **inputs) -> None:

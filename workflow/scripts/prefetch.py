@@ -4,10 +4,11 @@ the hub offline."""
 
 import json
 
-from maple.atomic import write_json
-from maple.hub_api import hub_api, hub_token
-from maple.jobs import logged_to
-from maple.prefetch import hf_cache_dir, prefetch
+from maple.hub.api import hub_api, hub_token
+from maple.hub.cache import hf_cache_dir
+from maple.hub.prefetch import prefetch
+from maple.runtime.atomic import write_json
+from maple.runtime.jobs import logged_to
 
 if __name__ == "__main__":
     with logged_to(snakemake.log[0]):  # noqa: F821

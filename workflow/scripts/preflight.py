@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from maple.atomic import write_json
-from maple.jobs import logged_to
-from maple.preflight import run_preflight
-from maple.validation import SHIPPED_TASKS_DIR, lm_eval_tasks_dir
+from maple.hub.preflight import run_preflight
+from maple.hub.task_files import SHIPPED_TASKS_DIR, lm_eval_tasks_dir
+from maple.runtime.atomic import write_json
+from maple.runtime.jobs import logged_to
 
 
 def main(plan: dict, pins_file: str, report_file: str) -> list[str]:

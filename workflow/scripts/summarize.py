@@ -8,15 +8,15 @@ import argparse
 import os
 
 import pandas as pd
-from maple.atomic import write_text
-from maple.jobs import logged_to
-from maple.summary import (
+from maple.report.summary import (
     adapter_devices,
     cost_table,
     load_reference,
     reference_comparison,
     summary_markdown,
 )
+from maple.runtime.atomic import write_text
+from maple.runtime.jobs import logged_to
 
 
 def main(

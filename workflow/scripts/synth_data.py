@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
-from maple.atomic import write_json
 from maple.data.synthesis import statistics, synthesize
-from maple.jobs import logged_to, use_threads
-from maple.records import write_jsonl
+from maple.runtime.atomic import write_json
+from maple.runtime.jobs import logged_to, use_threads
+from maple.runtime.records import write_jsonl
 
 
 def main(

@@ -3,7 +3,7 @@
 Each file names its language in the instruction and reads that config of csebuetnlp/xlsum from the hub's parquet
 conversion (revision refs/convert/parquet, `<config>/<split>/*.parquet`; the default branch holds a loading script,
 which datasets 4+ refuses). The shared body (prompt frame, metric, splits) is _maple_xlsum_common.yaml; the data
-files come from maple.task_sources, the one place that knows the conversion's layout.
+files come from maple.hub.task_sources, the one place that knows the conversion's layout.
 """
 
 import sys
@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2] / "scripts"))
 
-from maple.task_sources import PARQUET_REVISION, parquet_data_files  # noqa: E402
+from maple.hub.task_sources import PARQUET_REVISION, parquet_data_files  # noqa: E402
 
 SPLITS = ("validation", "test")  # what _maple_xlsum_common.yaml reads: few-shot and test
 

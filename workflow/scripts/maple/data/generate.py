@@ -19,10 +19,10 @@ import math
 import random
 import re
 
-from ..hub_access import load_causal_lm, load_tokenizer
-from ..prompts import format_prompt
-from ..records import check_record
-from .filters import RecordFilter, SpecError, language_seed, n_per_language, spec_value
+from maple.data.filters import RecordFilter, SpecError, language_seed, n_per_language, spec_value
+from maple.hub.access import load_causal_lm, load_tokenizer
+from maple.runtime.prompts import format_prompt
+from maple.runtime.records import check_record
 
 BACKEND = "generate"
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """One dataset of the study from its backend: the train set and the held-out evaluation sets of local tasks.
 
-Every backend yields instruction records (maple.records). The template backend makes its own held-out sets
+Every backend yields instruction records (maple.runtime.records). The template backend makes its own held-out sets
 (phrasings unseen in training); for the others the last n_eval records of each language are held out, and the
 multiple-choice set takes its distractors from other held-out answers of the same language.
 """
@@ -12,9 +12,15 @@ import random
 import re
 from collections import defaultdict
 
-from ..records import check_record
+from maple.runtime.records import check_record
 
-BACKENDS = ("template", "generate", "translate", "hub")
+# backend name -> the module whose build() makes its records (template makes its own held-out sets)
+BACKEND_MODULES = {
+    "generate": "maple.data.generate",
+    "translate": "maple.data.translate",
+    "hub": "maple.data.hub_dataset",
+}
+BACKENDS = ("template", *BACKEND_MODULES)
 
 
 def synthesize(name: str, spec: dict, languages: dict, seed: int, lexicon_dir: str) -> dict:
@@ -23,11 +29,11 @@ def synthesize(name: str, spec: dict, languages: dict, seed: int, lexicon_dir: s
     langs = list(spec["languages"])
     n_train, n_eval = spec.get("n_train_per_language", 120), spec.get("n_eval_per_language", 40)
     if backend == "template":
-        from .template import make_dataset
+        from maple.data.template import make_dataset
 
         data = make_dataset(langs, n_train, n_eval, seed, lexicon_dir)
-    elif backend in BACKENDS:
-        module = importlib.import_module(f"maple.data.{backend}")
+    elif backend in BACKEND_MODULES:
+        module = importlib.import_module(BACKEND_MODULES[backend])
         records = module.build(spec, {lang: languages[lang] for lang in langs}, seed)
         data = hold_out(records, langs, n_eval, seed)
     else:

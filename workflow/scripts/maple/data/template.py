@@ -8,8 +8,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from ..records import INSTRUCTION_FIELDS
-from .lexicon import FAMILIES, N_CHOICES, N_NUMBERS, facts, load_lexicon
+from maple.data.lexicon import FAMILIES, N_CHOICES, N_NUMBERS, facts, load_lexicon
+from maple.runtime.records import INSTRUCTION_FIELDS
 
 SOURCE = "template"
 SEQUENCE_LENGTHS = range(3, 7)  # counting runs of the pretraining corpus

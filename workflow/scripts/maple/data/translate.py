@@ -22,10 +22,16 @@ import math
 import os
 import random
 
-from ..hub_access import load_dataset
-from ..records import check_record
-from .filters import RecordFilter, SpecError, language_code, language_seed, n_per_language, normalize, spec_value
-from .generate import (
+from maple.data.filters import (
+    RecordFilter,
+    SpecError,
+    language_code,
+    language_seed,
+    n_per_language,
+    normalize,
+    spec_value,
+)
+from maple.data.generate import (
     RESPONSE_SAMPLING_DEFAULTS,
     RESPONSE_TEMPLATE,
     _check_template,
@@ -38,7 +44,9 @@ from .generate import (
     response_prompts,
     sampling_kwargs,
 )
-from .translation import language_token_id, load_translator, translate_texts
+from maple.data.translator import language_token_id, load_translator, translate_texts
+from maple.hub.access import load_dataset
+from maple.runtime.records import check_record
 
 BACKEND = "translate"
 log = logging.getLogger(__name__)

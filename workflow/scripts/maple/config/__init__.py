@@ -1,0 +1,1 @@
+"""Planning: the study grid, config validation, stage versions."""

@@ -1,0 +1,1 @@
+"""One evaluation job: the lm-eval run of one model variant and its score files."""

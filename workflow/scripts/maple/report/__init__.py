@@ -1,0 +1,1 @@
+"""Aggregation, summary tables and figures."""

@@ -1,0 +1,1 @@
+"""What every job shares: devices, logging, atomic writes, records, prompts, provenance."""
