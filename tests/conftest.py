@@ -28,6 +28,30 @@ os.environ["HUGGING_FACE_HUB_TOKEN"] = DUMMY_HF_TOKEN
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
+# Parallel workers (pytest-xdist, `-n 2 --dist loadgroup`, as CI runs the suite): each worker builds its own session
+# fixtures, so every test that reads one shared DAG run goes to one worker, as does each slow module (its
+# module-scoped DAG run); fast tests go wherever a worker is free. Slow tests are queued first, so that the long DAG
+# runs start at once and the short tests fill the gaps at the end.
+SHARED_RUNS = ("small_run", "demo_run")
+
+
+def xdist_group(item) -> str | None:
+    used = [name for name in SHARED_RUNS if name in item.fixturenames]
+    if used:
+        return used[0]
+    if item.get_closest_marker("slow"):
+        return item.module.__name__
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = xdist_group(item)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order kept within each tier
+
+
 def load_default_config() -> dict:
     with open(REPO / "config" / "config.yaml", encoding="utf-8") as f:
         return yaml.safe_load(f)

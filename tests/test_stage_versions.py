@@ -59,7 +59,7 @@ def finished(tmp_path_factory):
 
 def bump(copy: Path, stage: str) -> str:
     """Raise `stage`'s version by one in the copy; returns the file's text before, to restore."""
-    path = copy / "workflow" / "scripts" / "maple" / "stage_versions.py"
+    path = copy / "workflow" / "scripts" / "maple" / "config" / "stage_versions.py"
     text = path.read_text()
     bumped, n = re.subn(rf'("{stage}": )(\d+)', lambda m: f"{m[1]}{int(m[2]) + 1}", text)
     assert n == 1, stage
@@ -85,7 +85,7 @@ def test_a_bumped_stage_version_plans_that_stage_and_what_follows(finished, stag
         output = run(copy, workdir, config, "-n")
     finally:
         if before is not None:
-            (copy / "workflow" / "scripts" / "maple" / "stage_versions.py").write_text(before)
+            (copy / "workflow" / "scripts" / "maple" / "config" / "stage_versions.py").write_text(before)
     planned = planned_rules(output)
     assert planned == expected, output[-3000:]
     if stage in ("evaluate", "finetune"):

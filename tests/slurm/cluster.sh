@@ -68,6 +68,11 @@ do_stop() {
         fi
         log "stopped ${entry%%:*} (pid ${entry#*:})"
     done
+    # The copies in /etc/slurm go with the daemons: a client that finds a config there asks its stopped controller,
+    # and the SLURM executor plugin does so (scontrol show config, ~9 s of retries) at every later snakemake start.
+    for f in slurm.conf gres.conf; do
+        if [[ -f "/etc/slurm/$f" ]] && cmp -s "/etc/slurm/$f" "$STATE_DIR/$f"; then rm -f "/etc/slurm/$f"; fi
+    done
     if [[ -s "$LAST_FILE" && "$(cat "$LAST_FILE")" == "$STATE_DIR" ]]; then rm -f "$LAST_FILE"; fi
 }
 
