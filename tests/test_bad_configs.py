@@ -190,8 +190,8 @@ CASES = {
         ["evaluation.batch_size", "expected an integer >= 1, 'auto' or 'auto:N'", "'large'"],
     ),
     "allow_missing_wrong_type": (_set("allow_missing", "maybe"), ["allow_missing", "expected true or false"]),
-    # Snakemake reads a --configfile before the workflow does; its own message names no line (README). The
-    # workflow's checker names it: test_yaml_syntax_error_named_by_the_checker.
+    # Snakemake reads a --configfile before the workflow does; its own message names no line (docs/reruns-and-faults.md,
+    # "Bad configs"). The workflow's checker names it: test_yaml_syntax_error_named_by_the_checker.
     "yaml_syntax_error": (_yaml_syntax_error, ["Config file is not valid JSON or YAML"]),
 }
 

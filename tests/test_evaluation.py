@@ -58,7 +58,7 @@ def report_rules() -> set[str]:
 
 @pytest.mark.slow
 def test_adding_a_language_reruns_exactly_that_tasks_evaluations(small_run, tmp_path):
-    """The design's promise (README, "How evaluation is organised"): adding a language to task T reruns T's
+    """The design's promise (docs/evaluation.md, "What reruns"): adding a language to task T reruns T's
     evaluation of every variant (the base once, each adapter), then the report rules; no data, model, finetune or
     other task's evaluation."""
     workdir, config_path = small_run

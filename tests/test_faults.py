@@ -1,5 +1,5 @@
 """Faults: Snakemake killed (SIGKILL, the whole process group: Snakemake and its job) during a finetune and again
-during an evaluation; what the user then runs (README, "Reruns, faults and bad configs"):
+during an evaluation; what the user then runs (docs/reruns-and-faults.md, "After a crash or a kill"):
 
     snakemake --unlock && snakemake --cores all --rerun-incomplete
 

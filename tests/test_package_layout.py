@@ -1,5 +1,5 @@
 """The package's floors: rooms by stage with no import cycle and no import that runs back up a floor, and modules
-small enough to read (docs/design.md, "The package")."""
+small enough to read (docs/layout.md, "The maple package, by stage")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""--keep-going and partial results (README, "Reruns, faults and bad configs"): one configuration whose finetunes fail
-(a second model whose `target_modules` name no module of it) does not stop the other jobs; the second step
+"""--keep-going and partial results (docs/reruns-and-faults.md, "Failed jobs and partial results"): one configuration
+whose finetunes fail (a second model whose `target_modules` name no module of it) does not stop the other jobs; the
+second step
 
     snakemake --cores all --config allow_missing=true
 

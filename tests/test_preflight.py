@@ -1,5 +1,5 @@
-"""Preflight, pinned revisions and prefetch (README, "Preflight", "Pinned hub revisions", "Compute nodes without
-internet"), against a stand-in for the hub at the workflow's one seam (maple.hub.api: MAPLE_HUB_API names
+"""Preflight, pinned revisions and prefetch (docs/gpus-slurm-offline.md, "Preflight", "Pinned hub revisions", "Compute
+nodes without internet"), against a stand-in for the hub at the workflow's one seam (maple.hub.api: MAPLE_HUB_API names
 tests/hub_standin.py). The checks, the pins, the HF cache and the loaders that read it are the real code; no test
 reaches the network (HF_ENDPOINT points at a closed local port in the runs that switch the hub on)."""
 

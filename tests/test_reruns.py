@@ -1,6 +1,6 @@
-"""Incremental reruns: after a finished run, a config edit schedules exactly the stale jobs (README, "Reruns, faults
-and bad configs"). Each case is a dry run (`snakemake -n`) of an edited copy of the small run's config in the
-finished small run; the jobs it lists are compared, rule and wildcards, with the jobs the edit makes stale.
+"""Incremental reruns: after a finished run, a config edit schedules exactly the stale jobs (docs/reruns-and-faults.md,
+"What reruns"). Each case is a dry run (`snakemake -n`) of an edited copy of the small run's config in the finished
+small run; the jobs it lists are compared, rule and wildcards, with the jobs the edit makes stale.
 """
 
 from __future__ import annotations

@@ -318,9 +318,10 @@ def run_gpu_pair(slurm, workdir: Path, *extra: str) -> list[dict]:
 
 
 def test_gpu_is_a_per_job_resource_with_the_profile(slurm, tmp_path):
-    """`--resources gpu=1` with the profile caps a job, not the cluster: the two GPU jobs of the run are running at
-    the same time, each with its own GPU of the node's two (--gpus=1 each). With the scope made global on purpose
-    (README: how a site caps the GPUs a study holds) the same command runs them one after the other."""
+    """`--resources gpu=1` with the profile caps a job, not the cluster: the two GPU jobs of the run are running at the
+    same time, each with its own GPU of the node's two (--gpus=1 each). With the scope made global on purpose
+    (docs/gpus-slurm-offline.md, "On a SLURM cluster": how a site caps the GPUs a study holds) the same command runs
+    them one after the other."""
     together = run_gpu_pair(slurm, tmp_path / "per_job")
     assert max(r["start"] for r in together) < min(r["end"] for r in together), together
     assert {r["CUDA_VISIBLE_DEVICES"] for r in together} == {"0", "1"}, together

@@ -1,5 +1,6 @@
-"""Code edits rerun what they change: each stage's code version (maple.config.stage_versions) is a param of its rules, so
-bumping one plans exactly that stage and what follows from it, and nothing else (README, "What reruns").
+"""Code edits rerun what they change: each stage's code version (maple.config.stage_versions) is a param of its rules,
+so bumping one plans exactly that stage and what follows from it, and nothing else (docs/reruns-and-faults.md, "What
+reruns").
 
 The run happens in a copy of the workflow, whose stage_versions.py the test edits; the repository is not touched.
 """

@@ -185,7 +185,8 @@ def test_study_dry_run_is_the_grid(dry_run):
     expected = expected_jobs(config)
     assert jobs == expected
     assert jobs.get("build_tiny_model", 0) == 0  # hub models only
-    assert jobs["preflight"] == jobs["prefetch"] == 1  # the local rules before any GPU job (README, "Preflight")
+    # the local rules before any GPU job (docs/gpus-slurm-offline.md, "Preflight")
+    assert jobs["preflight"] == jobs["prefetch"] == 1
     # The grid itself: every (model, dataset, rank, bits) adapter, and per task the base plus every adapter.
     adapters = len(config["datasets"]) * len(config["finetune"]["ranks"]) * len(config["finetune"]["bits"])
     assert jobs["finetune"] == len(config["models"]) * adapters

@@ -24,8 +24,8 @@ from maple.config.study import BASE_VARIANT  # noqa: E402
 from maple.hub.task_sources import task_mirrors  # noqa: E402
 from maple.config.validation import ConfigError, checked_study, lm_eval_tasks_dir  # noqa: E402
 
-# Validation, before any job starts (README, "Reruns, faults and bad configs"; maple.config.validation.checked_study): each
-# config file strictly, the config against the schema (one line per error), the schema's defaults, the cross-key
+# Validation, before any job starts (docs/reruns-and-faults.md, "Bad configs"; maple.config.validation.checked_study):
+# each config file strictly, the config against the schema (one line per error), the schema's defaults, the cross-key
 # rules and the lm-eval task names.
 if str(config.get("allow_missing")).lower() in ("true", "false"):  # --config allow_missing=true arrives as a string
     config["allow_missing"] = str(config["allow_missing"]).lower() == "true"
@@ -45,11 +45,12 @@ CONDA_ENV = "../../envs/maple.yaml"
 # to parse, so `snakemake --report` and `--lint` work without one.
 ALL_CORES = 4096
 
-# GPUs (README, "GPUs"): on this machine, --resources gpu=N runs N GPU jobs at once, each on a device of its own
-# (maple.runtime.devices claims it when the job starts), so a GPU job gets its share of the cores (config gpu_job_threads,
-# "auto": --cores / N); asking for more GPUs than the machine has stops the run here. On SLURM each job is its own
-# allocation: every core of it (--cores), and SLURM picks the GPU. The SLURM profile makes `gpu` a per-job resource
-# (set-resource-scopes gpu=local): that marks a cluster run in a dry run too (-n swaps in a local executor).
+# GPUs (docs/gpus-slurm-offline.md, "GPUs"): on this machine, --resources gpu=N runs N GPU jobs at once, each on a
+# device of its own (maple.runtime.devices claims it when the job starts), so a GPU job gets its share of the cores
+# (config gpu_job_threads, "auto": --cores / N); asking for more GPUs than the machine has stops the run here. On SLURM
+# each job is its own allocation: every core of it (--cores), and SLURM picks the GPU. The SLURM profile makes `gpu` a
+# per-job resource (set-resource-scopes gpu=local): that marks a cluster run in a dry run too (-n swaps in a local
+# executor).
 GPU_SLOTS = workflow.global_resources.get("gpu").value  # --resources gpu=N; None where not given
 ON_THIS_MACHINE = workflow.local_exec and not workflow.resource_scopes.is_local("gpu")
 if ON_THIS_MACHINE and workflow.is_main_process:
@@ -67,11 +68,11 @@ GPU_JOB_THREADS = threads_per_gpu_job(
     all_cores=ALL_CORES,
 )
 
-# Preflight and prefetch (preflight.smk; README, "Preflight"). The plan is the full study's (before allow_missing
-# cuts it down) and the preflight rule's param: a change to what the study reads reruns preflight. The jobs that
-# load a model or data wait for the checkpoints through after_preflight and read the pinned commits from pins.json
-# as params (maple.hub.pins); with prefetch they run with the hub offline (resources.hub_offline: a resource, not a
-# param, so that switching hub.prefetch reruns nothing).
+# Preflight and prefetch (preflight.smk; docs/gpus-slurm-offline.md, "Preflight"). The plan is the full study's (before
+# allow_missing cuts it down) and the preflight rule's param: a change to what the study reads reruns preflight. The
+# jobs that load a model or data wait for the checkpoints through after_preflight and read the pinned commits from
+# pins.json as params (maple.hub.pins); with prefetch they run with the hub offline (resources.hub_offline: a resource,
+# not a param, so that switching hub.prefetch reruns nothing).
 PINS_FILE = f"{R}/preflight/pins.json"
 PREFETCH_FILE = f"{R}/preflight/prefetched.json"
 PREFLIGHT_PLAN = preflight_plan(STUDY, config["preflight"]["gpu_memory_gib"])
@@ -202,10 +203,10 @@ def lexicon_files(languages):
     return [os.path.join(LEXICON_DIR, f"{lang}.yaml") for lang in languages]
 
 
-# allow_missing (config; README "Reruns, faults and bad configs"): the second step after a --keep-going run in which
-# jobs failed. The study is cut down to what finished, the adapters that exist and the evaluations whose score files
-# all exist, so that aggregate, summarize and plot run on that and nothing upstream is scheduled; the cells cut are
-# written to {results}/tables/missing.csv by aggregate (header only in a complete run).
+# allow_missing (config; docs/reruns-and-faults.md, "Failed jobs and partial results"): the second step after a
+# --keep-going run in which jobs failed. The study is cut down to what finished, the adapters that exist and the
+# evaluations whose score files all exist, so that aggregate, summarize and plot run on that and nothing upstream is
+# scheduled; the cells cut are written to {results}/tables/missing.csv by aggregate (header only in a complete run).
 ALLOW_MISSING = config["allow_missing"]
 MISSING_CELLS = []
 if ALLOW_MISSING:

@@ -1,6 +1,6 @@
 # Evaluate: one job per model x variant x task runs every language of the task with one model load and writes one
 # score file per language. The base model (variant "base") is evaluated once per task and shared by all comparisons.
-# What reruns: README, "How evaluation is organised".
+# What reruns: docs/evaluation.md, "What reruns".
 
 for _task in STUDY.tasks.values():
 

@@ -1,7 +1,7 @@
-# Preflight and prefetch (README, "Preflight", "Compute nodes without internet"): local rules, run where Snakemake
-# runs (on a cluster, the submit host), before any job that loads a model or data. Both are checkpoints: those jobs
-# wait for them through an input function (common.smk: after_preflight) and receive the pinned commits as params,
-# so that pins.json is no file input of theirs and rerunning preflight with unchanged commits reruns nothing.
+# Preflight and prefetch (docs/gpus-slurm-offline.md, "Preflight", "Compute nodes without internet"): local rules, run
+# where Snakemake runs (on a cluster, the submit host), before any job that loads a model or data. Both are checkpoints:
+# those jobs wait for them through an input function (common.smk: after_preflight) and receive the pinned commits as
+# params, so that pins.json is no file input of theirs and rerunning preflight with unchanged commits reruns nothing.
 
 
 checkpoint preflight:

@@ -1,7 +1,7 @@
 """Each stage's code version. Its rules pass it as the param `code_version`, so that bumping a stage's number reruns
 that stage and what follows (Snakemake's params trigger), and nothing else. Bump it with a change to the stage's code
 (the rule's script or the maple modules it uses) that would change its results; a refactoring that keeps results
-as they are leaves it (README, "What reruns")."""
+as they are leaves it (docs/reruns-and-faults.md, "What reruns")."""
 
 STAGE_VERSIONS = {
     "build_tiny_model": 1,

@@ -2,7 +2,7 @@
 lm-evaluation-harness, loading the model once, and write one score file per language.
 
 Design (one job per model x variant x task): the model load is paid once per task, not once per score, and adding
-a language to a task reruns that task's jobs only (README, "How evaluation is organised"; bench/eval_overhead.py
+a language to a task reruns that task's jobs only (docs/evaluation.md, "Why one job per task"; bench/eval_overhead.py
 projects the model-load share). Local tasks are lm-eval task YAMLs (`dataset_path: json`) written from the held-out
 sets at run time, with the prompt rendered in the model's own prompt format.
 

@@ -37,7 +37,8 @@ def hub_api():
 
 
 def hub_token() -> str | None:
-    """The hub token from the environment only (never a token file on disk: README, "Determinism and secrets")."""
+    """The hub token from the environment only (never a token file on disk: docs/determinism-and-security.md, "Secrets
+    and remote code")."""
     for name in TOKEN_VARIABLES:
         value = os.environ.get(name, "").strip()
         if value:

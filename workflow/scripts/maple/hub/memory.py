@@ -7,8 +7,9 @@ import os
 import struct
 from pathlib import Path
 
-# Bytes per parameter of the base at each bit-width, and the margin on top of the weights for the LoRA weights,
-# their optimiser state, activations and the CUDA context: a lower bound, not a forecast (README, "Preflight").
+# Bytes per parameter of the base at each bit-width, and the margin on top of the weights for the LoRA weights, their
+# optimiser state, activations and the CUDA context: a lower bound, not a forecast (docs/gpus-slurm-offline.md,
+# "Preflight").
 BYTES_PER_PARAMETER = {4: 0.5, 8: 1.0, 16: 2.0}
 MEMORY_MARGIN = 1.2
 CUDA_CONTEXT_GIB = 1.0

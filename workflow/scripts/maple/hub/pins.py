@@ -1,4 +1,4 @@
-"""Hub revisions pinned to commits (README, "Pinned hub revisions").
+"""Hub revisions pinned to commits (docs/gpus-slurm-offline.md, "Pinned hub revisions").
 
 Preflight resolves each hub repository the study reads, at its configured revision (`main`, a tag, a ref such as
 refs/convert/parquet), to one commit and writes them to {results}/preflight/pins.json:

@@ -1,7 +1,8 @@
 """Prefetch: every hub model and dataset the study reads, at its pinned commit, downloaded into the Hugging Face cache
-(HF_HOME, on the file system the compute nodes share) on the submit host, so that the GPU jobs run with the hub
-offline (README, "Compute nodes without internet"). Downloads go through the hub API seam (maple.hub.api), so a
-test can stand in for them by writing the real cache layout; the jobs then read that cache with the real loaders."""
+(HF_HOME, on the file system the compute nodes share) on the submit host, so that the GPU jobs run with the hub offline
+(docs/gpus-slurm-offline.md, "Compute nodes without internet"). Downloads go through the hub API seam (maple.hub.api),
+so a test can stand in for them by writing the real cache layout; the jobs then read that cache with the real
+loaders."""
 
 from __future__ import annotations
 

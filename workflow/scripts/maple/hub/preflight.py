@@ -1,5 +1,5 @@
 """Preflight: what could make a job fail, checked in seconds on the submit host before any job starts, every problem
-at once, one line each naming the thing (README, "Preflight").
+at once, one line each naming the thing (docs/gpus-slurm-offline.md, "Preflight").
 
 `preflight_plan` (at planning, pure) lists what the study reads: hub models and datasets at their revisions, lm-eval
 tasks, local paths, model sizes at each bit-width. `run_preflight` checks it through the hub API seam

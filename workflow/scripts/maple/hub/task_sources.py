@@ -1,7 +1,7 @@
 """Where the data of each lm-eval task and hub dataset comes from: the hub's parquet conversion (script-free, read
 through explicit data files: `parquet_source`) or a local mirror (`dataset_mirrors`: `mirror_source`,
 `mirror_data_spec`); shipped task YAMLs that wrap lm-eval's own tasks, staged per job with absolute includes
-(`stage_tasks`, `task_manager`). README, "Where task data comes from", says why."""
+(`stage_tasks`, `task_manager`). docs/task-data.md, "Where task data comes from", says why."""
 
 from __future__ import annotations
 

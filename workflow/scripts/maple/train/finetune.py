@@ -1,6 +1,6 @@
-"""One LoRA / QLoRA finetune: the base loaded (maple.train.models), the data formatted, trl's SFTConfig for the params, the
-measured trainer (maple.train.trainer) run in a resumable run directory (maple.train.run_dirs), the adapter renamed into place at
-the end. README, "How a finetune runs", says why each choice."""
+"""One LoRA / QLoRA finetune: the base loaded (maple.train.models), the data formatted, trl's SFTConfig for the params,
+the measured trainer (maple.train.trainer) run in a resumable run directory (maple.train.run_dirs), the adapter renamed
+into place at the end. docs/finetune.md, "How a finetune runs", says why each choice."""
 
 from __future__ import annotations
 

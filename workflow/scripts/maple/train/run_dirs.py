@@ -1,6 +1,6 @@
-"""Resumable finetune runs: a work directory beside the adapter, `<adapter>.work/run-<fingerprint>/`, keyed on a hash
-of everything that determines the result, whose checkpoints a rerun or a retry resumes from (README, "After a crash
-or a kill")."""
+"""Resumable finetune runs: a work directory beside the adapter, `<adapter>.work/run-<fingerprint>/`, keyed on a hash of
+everything that determines the result, whose checkpoints a rerun or a retry resumes from (docs/reruns-and-faults.md,
+"After a crash or a kill")."""
 
 from __future__ import annotations
 
