@@ -554,7 +554,7 @@ def test_missing_dataset_is_one_line_hub_access_error(tmp_path, local_hub_dir, t
     assert_one_line_naming(info.value, bad)
 
 
-def test_hub_access_helpers(tmp_path):
+def test_hub_access_functions(tmp_path):
     from maple.hub import access as hub_access
 
     assert hub_access.looks_like_local_path("/abs/path") and hub_access.looks_like_local_path("./rel")

@@ -26,7 +26,7 @@ PARQUET_REVISION = "refs/convert/parquet"
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 DEFAULT_CONFIG = "default"  # the parquet conversion's config directory for a dataset without configs
 
-# Hub datasets of the study whose default branch holds a loading script (issue 13; lm-eval issue #3171), and those
+# Hub datasets of the study whose default branch holds a loading script (lm-eval issue #3171: datasets 4 no longer runs loading scripts), and those
 # that hold plain data files. Tests check that no task of the study reads the former other than through the parquet
 # conversion (or a mirror).
 SCRIPT_DATASETS = frozenset({"csebuetnlp/xlsum", "facebook/mlqa", "juletxara/xstory_cloze", "MBZUAI/Bactrian-X"})
