@@ -559,7 +559,8 @@ def main(argv=None) -> None:
         print(
             f"{arm:>18}: real tok/s {bench_report.fmt(s['real_tokens_per_second'], '{:.0f}')}, per CPU s "
             f"{bench_report.fmt(s['real_tokens_per_cpu_second'], '{:.0f}')}, useful "
-            f"{bench_report.fmt(s['useful_token_fraction'], '{:.3f}')}, loop s {bench_report.fmt(s['loop_seconds'], '{:.1f}')}"
+            f"{bench_report.fmt(s['useful_token_fraction'], '{:.3f}')}, "
+            f"loop s {bench_report.fmt(s['loop_seconds'], '{:.1f}')}"
             f", peak MiB {bench_report.fmt(s['peak_memory_bytes'], '{:,.0f}', 2**-20)}"
             + (f", MFU {bench_report.fmt(s['mfu'], '{:.1%}')}" if peak else "")
         )
