@@ -68,7 +68,7 @@ def parse_args(argv=None):
 
 
 def task_run(alias: str, args):
-    from maple.evaluate.job import TaskRun
+    from maple.runtime.tasks import Task
 
     kind, subdir, metric = TASKS[alias]
     languages = args.languages.split(",")
@@ -76,7 +76,7 @@ def task_run(alias: str, args):
     missing = [f for f in files.values() if not os.path.isfile(f)]
     if missing:
         raise SystemExit(f"--eval-dir: no held-out file {missing[0]} (--languages {args.languages})")
-    return TaskRun(
+    return Task(
         alias=alias,
         source="local",
         kind=kind,

@@ -460,3 +460,38 @@ def test_xlsum_task_runs_through_lm_eval(tmp_path):
     assert scores["rougeL,none"] == pytest.approx(sum(per_doc.values()) / 4)
     assert "rougeL_stderr,none" in scores
     assert all(p.startswith("Article: Habari") and p.endswith("in Swahili.\nSummary:") for p in prompts)
+
+
+# --- One task record for planning and the evaluation job ----------------------------------------------------------
+
+
+def test_task_defaults_are_the_schemas():
+    """maple.runtime.tasks.Task's defaults for the config's task keys are the schema's (evaluation.tasks.<alias>)."""
+    from dataclasses import fields
+
+    from maple.runtime.tasks import Task
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    keys = schema["properties"]["evaluation"]["properties"]["tasks"]["additionalProperties"]["properties"]
+    defaults = {f.name: f.default for f in fields(Task) if f.name in keys and "default" in keys[f.name]}
+    assert defaults == {name: keys[name]["default"] for name in defaults}
+    assert set(defaults) == {"num_fewshot", "limit", "max_gen_toks"}
+
+
+def test_an_evaluation_job_gets_the_study_task_back():
+    """The study's Task, as the evaluate rule passes it (job_param), rebuilds the same record in the job, planning's
+    languages and dataset aside; the param's keys keep their order (Snakemake compares params by their repr)."""
+    from dataclasses import replace
+
+    from maple.config.validation import checked_study
+    from maple.runtime.tasks import Task
+
+    tasks = checked_study(load_study())[1].tasks
+    for task in tasks.values():
+        job = replace(task, mirrors={"x/y": "/m"}, dataset_revisions={"x/y": "0" * 40})
+        assert Task(**job.job_param()) == replace(job, languages=(), dataset=None)
+    param = replace(tasks["mlqa"], dataset_revisions={"facebook/mlqa": "0" * 40}).job_param()
+    assert list(param) == [
+        *("alias", "source", "kind", "metric", "lm_eval_names", "eval_files", "num_fewshot", "limit"),
+        "dataset_revisions",
+    ]

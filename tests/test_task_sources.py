@@ -406,11 +406,12 @@ def test_evaluation_job_reads_the_mirror(mirrors, tmp_path):
     has a mirror; the score file's lm-eval config names the mirror."""
     import json
 
-    from maple.evaluate.job import TaskRun, evaluate_variant
+    from maple.evaluate.job import evaluate_variant
+    from maple.runtime.tasks import Task
     from tiny_models import build_tiny_llama
 
     model = build_tiny_llama(tmp_path / "model")
-    task = TaskRun(
+    task = Task(
         alias="xstorycloze",
         source="lm_eval",
         kind=None,
