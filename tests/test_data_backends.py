@@ -559,11 +559,31 @@ def test_hub_access_functions(tmp_path):
 
     assert hub_access.looks_like_local_path("/abs/path") and hub_access.looks_like_local_path("./rel")
     assert not hub_access.looks_like_local_path("org/name")
-    with pytest.raises(HubAccessError) as info:
+    from types import SimpleNamespace
+
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    def response(status):  # what a hub error reads of its HTTP response
+        return SimpleNamespace(status_code=status, headers={}, request=None)
+
+    # what transformers raises: its own OSError from huggingface_hub's typed error, which says what went wrong
+    reasons = {
+        LocalEntryNotFoundError("not in the cache"): "offline mode is on",  # the tests run offline
+        GatedRepoError("access restricted", response=response(401)): "gated or private",
+        HfHubHTTPError("forbidden", response=response(403)): "gated or private",
+        RepositoryNotFoundError("not found", response=response(404)): "no such repository",
+        HfHubHTTPError("not found", response=response(404)): "no such repository",
+    }
+    for cause, reason in reasons.items():
+        with pytest.raises(HubAccessError) as info:
+            with hub_access.hub_access("model", "org/name"):
+                raise OSError("We couldn't connect to 'https://huggingface.co'\nsecond line") from cause
+        assert_one_line_naming(info.value, "'org/name'")
+        assert reason in str(info.value)
+    with pytest.raises(HubAccessError) as info:  # no typed cause: the message's first words, on one line
         with hub_access.hub_access("model", "org/name"):
-            raise OSError("We couldn't connect to 'https://huggingface.co'\nsecond line")
-    assert_one_line_naming(info.value, "'org/name'")
-    assert "offline mode is on" in str(info.value)
+            raise OSError("disk full\nsecond line")
+    assert "disk full second line" in str(info.value)
     with pytest.raises(ValueError):  # not an access problem: passes through
         with hub_access.hub_access("model", "org/name"):
             raise ValueError("bad config")

@@ -100,40 +100,57 @@ def _hub_error_types() -> tuple[type, ...]:
     return tuple(types)
 
 
+def _error_types(module: str, *names: str) -> tuple[type, ...]:
+    """The exception classes `names` of `module` that this version of it has (none where it is not installed)."""
+    import importlib
+
+    try:
+        found = importlib.import_module(module)
+    except ImportError:
+        return ()
+    return tuple(getattr(found, name) for name in names if isinstance(getattr(found, name, None), type))
+
+
+def _status(error: BaseException) -> int | None:
+    """The HTTP status of a hub error that carries its response."""
+    return getattr(getattr(error, "response", None), "status_code", None)
+
+
 def _reason(exc: BaseException, source: str) -> str:
-    chain = _chain(exc)
-    names = {type(e).__name__ for e in chain}
-    text = " ".join(str(e) for e in chain).lower()
+    """Why a source could not be had, from the types of the errors in exc's chain (transformers and datasets raise
+    their own OSError / ConnectionError from huggingface_hub's typed error) and the HTTP status they carry."""
     if looks_like_local_path(source) and not is_local(source):
         return "the local path does not exist"
-    if "GatedRepoError" in names or re.search(r"\bgated\b|\b40[13]\b|unauthorized|forbidden", text):
-        return "the repository is gated or private and no accepted token was sent"
-    if "RevisionNotFoundError" in names:
-        return "the requested revision does not exist"
-    unreachable = bool({"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError"} & names) or any(
-        marker in text
-        for marker in (
-            "couldn't connect",
-            "couldn't reach",
-            "name or service not known",
-            "connection error",
-            "failed to establish",
-        )
-    )
-    if unreachable and ("OfflineModeIsEnabled" in names or offline_mode()):
-        return "it is not in the local HF cache and offline mode is on"
-    if unreachable:
-        return "it is not in the local HF cache and the Hugging Face hub is unreachable"
-    if (
-        "RepositoryNotFoundError" in names
-        or "DatasetNotFoundError" in names
-        or " 404" in text
-        or "not a valid model identifier" in text
-        or "does not exist" in text
-        or "doesn't exist" in text
+    chain = _chain(exc)
+
+    def found(*types: type) -> bool:
+        return any(isinstance(error, types) for error in chain)
+
+    hub = "huggingface_hub.errors"
+    http = _error_types(hub, "HfHubHTTPError")
+    if found(*_error_types(hub, "GatedRepoError")) or any(
+        isinstance(e, http) and _status(e) in (401, 403) for e in chain
     ):
+        return "the repository is gated or private and no accepted token was sent"
+    if found(*_error_types(hub, "RevisionNotFoundError")):
+        return "the requested revision does not exist"
+    offline = _error_types(hub, "OfflineModeIsEnabled")
+    unreachable = (
+        ConnectionError,  # datasets: "Couldn't reach ..."; OfflineModeIsEnabled is one too
+        TimeoutError,
+        *_error_types(hub, "LocalEntryNotFoundError"),  # transformers: "We couldn't connect ..."
+        *_error_types("httpx", "TransportError"),  # the HTTP client of huggingface_hub: httpx, or httpx2 in later releases
+        *_error_types("httpx2", "TransportError"),
+        *_error_types("requests.exceptions", "ConnectionError", "Timeout"),
+    )
+    if found(*offline) or (found(*unreachable) and offline_mode()):
+        return "it is not in the local HF cache and offline mode is on"
+    if found(*unreachable):
+        return "it is not in the local HF cache and the Hugging Face hub is unreachable"
+    missing = _error_types(hub, "RepositoryNotFoundError") + _error_types("datasets.exceptions", "DatasetNotFoundError")
+    if found(*missing) or any(isinstance(e, http) and _status(e) == 404 for e in chain if http):
         return "no such repository on the Hugging Face hub"
-    if "HFValidationError" in names:
+    if found(*_error_types(hub, "HFValidationError")):
         return "it is neither an existing local path nor a valid hub id"
     first = " ".join(str(exc).split())
     return (first[:200] + "...") if len(first) > 200 else (first or type(exc).__name__)
