@@ -139,9 +139,8 @@ def _reason(exc: BaseException, source: str) -> str:
         ConnectionError,  # datasets: "Couldn't reach ..."; OfflineModeIsEnabled is one too
         TimeoutError,
         *_error_types(hub, "LocalEntryNotFoundError"),  # transformers: "We couldn't connect ..."
-        *_error_types(
-            "httpx", "TransportError"
-        ),  # the HTTP client of huggingface_hub: httpx, or httpx2 in later releases
+        # the HTTP client of huggingface_hub: httpx, or httpx2 in later releases
+        *_error_types("httpx", "TransportError"),
         *_error_types("httpx2", "TransportError"),
         *_error_types("requests.exceptions", "ConnectionError", "Timeout"),
     )
