@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 from maple.hub.cache import PREFETCHED_VARIABLE, HubAccessError, prefetch_hint, snapshot_dir
+from maple.hub.errors import hub_error_kind
 
 LOCAL_DATA_SUFFIXES = {
     ".json": "json",
@@ -62,14 +63,6 @@ def offline_mode() -> bool:
     )
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen = []
-    while exc is not None and exc not in seen and len(seen) < 10:
-        seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return seen
-
-
 def _hub_error_types() -> tuple[type, ...]:
     types: list[type] = [OSError]  # transformers and datasets report missing / unreachable sources as OSError
     try:
@@ -100,59 +93,23 @@ def _hub_error_types() -> tuple[type, ...]:
     return tuple(types)
 
 
-def _error_types(module: str, *names: str) -> tuple[type, ...]:
-    """The exception classes `names` of `module` that this version of it has (none where it is not installed)."""
-    import importlib
-
-    try:
-        found = importlib.import_module(module)
-    except ImportError:
-        return ()
-    return tuple(getattr(found, name) for name in names if isinstance(getattr(found, name, None), type))
-
-
-def _status(error: BaseException) -> int | None:
-    """The HTTP status of a hub error that carries its response."""
-    return getattr(getattr(error, "response", None), "status_code", None)
+REASONS = {
+    "gated": "the repository is gated or private and no accepted token was sent",
+    "revision": "the requested revision does not exist",
+    "offline": "it is not in the local HF cache and offline mode is on",
+    "unreachable": "it is not in the local HF cache and the Hugging Face hub is unreachable",
+    "missing": "no such repository on the Hugging Face hub",
+    "invalid": "it is neither an existing local path nor a valid hub id",
+}
 
 
 def _reason(exc: BaseException, source: str) -> str:
-    """Why a source could not be had, from the types of the errors in exc's chain (transformers and datasets raise
-    their own OSError / ConnectionError from huggingface_hub's typed error) and the HTTP status they carry."""
+    """Why a source could not be had, on one line."""
     if looks_like_local_path(source) and not is_local(source):
         return "the local path does not exist"
-    chain = _chain(exc)
-
-    def found(*types: type) -> bool:
-        return any(isinstance(error, types) for error in chain)
-
-    hub = "huggingface_hub.errors"
-    http = _error_types(hub, "HfHubHTTPError")
-    if found(*_error_types(hub, "GatedRepoError")) or any(
-        isinstance(e, http) and _status(e) in (401, 403) for e in chain
-    ):
-        return "the repository is gated or private and no accepted token was sent"
-    if found(*_error_types(hub, "RevisionNotFoundError")):
-        return "the requested revision does not exist"
-    offline = _error_types(hub, "OfflineModeIsEnabled")
-    unreachable = (
-        ConnectionError,  # datasets: "Couldn't reach ..."; OfflineModeIsEnabled is one too
-        TimeoutError,
-        *_error_types(hub, "LocalEntryNotFoundError"),  # transformers: "We couldn't connect ..."
-        # the HTTP client of huggingface_hub: httpx, or httpx2 in later releases
-        *_error_types("httpx", "TransportError"),
-        *_error_types("httpx2", "TransportError"),
-        *_error_types("requests.exceptions", "ConnectionError", "Timeout"),
-    )
-    if found(*offline) or (found(*unreachable) and offline_mode()):
-        return "it is not in the local HF cache and offline mode is on"
-    if found(*unreachable):
-        return "it is not in the local HF cache and the Hugging Face hub is unreachable"
-    missing = _error_types(hub, "RepositoryNotFoundError") + _error_types("datasets.exceptions", "DatasetNotFoundError")
-    if found(*missing) or any(isinstance(e, http) and _status(e) == 404 for e in chain if http):
-        return "no such repository on the Hugging Face hub"
-    if found(*_error_types(hub, "HFValidationError")):
-        return "it is neither an existing local path nor a valid hub id"
+    kind = hub_error_kind(exc, offline=offline_mode())
+    if kind:
+        return REASONS[kind]
     first = " ".join(str(exc).split())
     return (first[:200] + "...") if len(first) > 200 else (first or type(exc).__name__)
 
