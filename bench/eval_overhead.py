@@ -27,7 +27,7 @@ and per-example times are ASSUMPTIONS, printed as such (ASSUMED_7B below).
 Each part is measured --repeats times (default 5: fresh processes, cold-cache loads per bits, runs of --examples
 new requests per shape) and printed as the median (min-max); the projection uses the medians and, beside them, the
 median (min-max) of the shares projected from each repeat's measurements. --json PATH writes every measurement's
-spread, the projections, the machine, the library versions and the git commit (bench/results.py).
+spread, the projections, the machine, the library versions and the git commit (bench/bench_report.py).
 
 The projection multiplies these by the grid of a config (models x variants x tasks x languages, resolved by
 maple.config.study as the workflow does) and the number of examples per language: a local task's held-out set (capped
@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import results  # noqa: E402  (bench/results.py, beside this script)
+import bench_report  # noqa: E402  (bench/bench_report.py, beside this script)
 from finetune_throughput import ARCHS  # noqa: E402
 
 SHIPPED_TASKS = REPO / "workflow" / "resources" / "lm_eval_tasks"
@@ -439,8 +439,8 @@ def repeat_shares(cells: list[dict], startup_runs: list, load_runs: dict, exampl
             for i in range(n)
         ]
         out[design] = {
-            "load_share": results.spread(r["load_share"] for r in rows),
-            "overhead_share": results.spread(r["overhead_share"] for r in rows),
+            "load_share": bench_report.spread(r["load_share"] for r in rows),
+            "overhead_share": bench_report.spread(r["overhead_share"] for r in rows),
         }
     return out
 
@@ -474,15 +474,15 @@ def print_projection(
     shares = repeat_shares(cells, startup_runs, load_runs, example_runs)
     print(
         "  per repeat, median (min-max): load share "
-        + ", ".join(f"{d} {results.fmt(s['load_share'], '{:.1f}', 100)} %" for d, s in shares.items())
+        + ", ".join(f"{d} {bench_report.fmt(s['load_share'], '{:.1f}', 100)} %" for d, s in shares.items())
         + "; load+startup "
-        + ", ".join(f"{d} {results.fmt(s['overhead_share'], '{:.1f}', 100)} %" for d, s in shares.items())
+        + ", ".join(f"{d} {bench_report.fmt(s['overhead_share'], '{:.1f}', 100)} %" for d, s in shares.items())
     )
     return rows, shares
 
 
 def spreads(runs: dict) -> dict:
-    return {str(key): results.spread(values) for key, values in runs.items()}
+    return {str(key): bench_report.spread(values) for key, values in runs.items()}
 
 
 SMOKE_SHAPE = dict(
@@ -517,7 +517,7 @@ def main(argv=None) -> dict:
         help="torch CPU threads (default 1 on CPU: stable timings on a shared machine)",
     )
     parser.add_argument("--tmpdir", default=None, help="where the measured models are saved (local disk)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here (bench/results.py)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here (bench/bench_report.py)")
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -597,19 +597,19 @@ def main(argv=None) -> dict:
             )
 
     measured = {
-        "startup_s": results.spread(startup_runs),
+        "startup_s": bench_report.spread(startup_runs),
         "demo": {"load_s": spreads(demo["load_s"]), "example_s": spreads(demo["example_s"])},
         "big": None if big is None else {"load_s": spreads(big["load_s"]), "example_s": spreads(big["example_s"])},
     }
     print(
         f"\nmeasured, median (min-max) of {args.repeats} repeat(s): startup "
-        f"{results.fmt(measured['startup_s'])} s per process; demo model load (base + adapter) "
-        + ", ".join(f"bits {b}: {results.fmt(s)} s" for b, s in measured["demo"]["load_s"].items())
+        f"{bench_report.fmt(measured['startup_s'])} s per process; demo model load (base + adapter) "
+        + ", ".join(f"bits {b}: {bench_report.fmt(s)} s" for b, s in measured["demo"]["load_s"].items())
         + f" (torch threads {torch.get_num_threads()})"
     )
     print(
         "  demo per example: "
-        + ", ".join(f"{k} {results.fmt(s, '{:.2f}', 1e3)} ms" for k, s in measured["demo"]["example_s"].items())
+        + ", ".join(f"{k} {bench_report.fmt(s, '{:.2f}', 1e3)} ms" for k, s in measured["demo"]["example_s"].items())
     )
     demo_load = dict(demo["load_s"])
     demo_load.setdefault(4, demo_load[16])  # not measured: as bits 16
@@ -686,7 +686,7 @@ def main(argv=None) -> dict:
         "demo_shape": demo_shape,
         "big_shape": {**LLAMA_7B, **(args.big_shape or {})} if big is not None else None,
     }
-    report = results.header("eval_overhead", settings, args.device)
+    report = bench_report.header("eval_overhead", settings, args.device)
     report.update(
         measured=measured,
         projections={
@@ -701,7 +701,7 @@ def main(argv=None) -> dict:
         },
     )
     if args.json:
-        results.write(args.json, report)
+        bench_report.write(args.json, report)
         print(f"figures written to {args.json}")
     return report
 

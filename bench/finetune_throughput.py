@@ -30,7 +30,7 @@ the useful-token fraction (real tokens / processed tokens, processed = every pos
 memory (CUDA: max allocated; CPU: peak RSS of the arm's process) and loop seconds. Printed: each run, per arm the
 median (min-max) over the repeats, and each ratio maple / baseline as the median (min-max) of the per-repeat ratios
 (maple's repeat i / the baseline's repeat i) beside the ratio of the medians. --json PATH writes all of it, every
-run, the machine, the library versions and the git commit (bench/results.py).
+run, the machine, the library versions and the git commit (bench/bench_report.py).
 
 With --device cuda: model FLOPs utilisation against the measured bf16 matmul peak of the GPU (the best of square
 bf16 matmuls of 4096..16384, timed with CUDA events). Model FLOPs of LoRA training, counted on real tokens only:
@@ -59,7 +59,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-import results  # noqa: E402  (bench/results.py, beside this script)
+import bench_report  # noqa: E402  (bench/bench_report.py, beside this script)
 
 ARMS = ("maple", "trainer_defaults", "trainer_same_micro")
 DEFAULT_ARMS = ("maple", "trainer_defaults")
@@ -451,14 +451,15 @@ def parse_args(argv=None):
 
 def summarize(runs: dict[str, list[dict]]) -> tuple[dict, dict]:
     """(per arm the spread of every figure, per baseline arm the paired ratios maple / baseline)."""
-    summary = {arm: results.figures(rs, FIGURES) for arm, rs in runs.items()}
+    summary = {arm: bench_report.figures(rs, FIGURES) for arm, rs in runs.items()}
     ratios = {}
     for arm, rs in runs.items():
         if arm == "maple":
             continue
         mine = runs["maple"]
         ratios[f"maple/{arm}"] = {
-            key: results.paired_ratio([r.get(key) for r in mine], [r.get(key) for r in rs]) for key in RATIO_FIGURES
+            key: bench_report.paired_ratio([r.get(key) for r in mine], [r.get(key) for r in rs])
+            for key in RATIO_FIGURES
         }
     return summary, ratios
 
@@ -556,20 +557,22 @@ def main(argv=None) -> None:
     )
     for arm, s in summary.items():
         print(
-            f"{arm:>18}: real tok/s {results.fmt(s['real_tokens_per_second'], '{:.0f}')}, per CPU s "
-            f"{results.fmt(s['real_tokens_per_cpu_second'], '{:.0f}')}, useful "
-            f"{results.fmt(s['useful_token_fraction'], '{:.3f}')}, loop s {results.fmt(s['loop_seconds'], '{:.1f}')}"
-            f", peak MiB {results.fmt(s['peak_memory_bytes'], '{:,.0f}', 2**-20)}"
-            + (f", MFU {results.fmt(s['mfu'], '{:.1%}')}" if peak else "")
+            f"{arm:>18}: real tok/s {bench_report.fmt(s['real_tokens_per_second'], '{:.0f}')}, per CPU s "
+            f"{bench_report.fmt(s['real_tokens_per_cpu_second'], '{:.0f}')}, useful "
+            f"{bench_report.fmt(s['useful_token_fraction'], '{:.3f}')}, "
+            f"loop s {bench_report.fmt(s['loop_seconds'], '{:.1f}')}"
+            f", peak MiB {bench_report.fmt(s['peak_memory_bytes'], '{:,.0f}', 2**-20)}"
+            + (f", MFU {bench_report.fmt(s['mfu'], '{:.1%}')}" if peak else "")
         )
     print("ratios: median (min-max) of the per-repeat ratios (maple's repeat i / the baseline's repeat i)")
     for name, r in ratios.items():
         tps = r["real_tokens_per_second"]
         print(
-            f"{name}: real tokens per second x{results.fmt(tps, '{:.2f}')} (ratio of medians "
-            f"x{tps['ratio_of_medians']:.2f}), per CPU second x{results.fmt(r['real_tokens_per_cpu_second'])}, "
-            f"useful-token fraction x{results.fmt(r['useful_token_fraction'])}, "
-            f"peak memory x{results.fmt(r['peak_memory_bytes'])}" + (f", MFU x{results.fmt(r['mfu'])}" if peak else "")
+            f"{name}: real tokens per second x{bench_report.fmt(tps, '{:.2f}')} (ratio of medians "
+            f"x{tps['ratio_of_medians']:.2f}), per CPU second x{bench_report.fmt(r['real_tokens_per_cpu_second'])}, "
+            f"useful-token fraction x{bench_report.fmt(r['useful_token_fraction'])}, "
+            f"peak memory x{bench_report.fmt(r['peak_memory_bytes'])}"
+            + (f", MFU x{bench_report.fmt(r['mfu'])}" if peak else "")
         )
     if peak:
         flops = runs["maple"][0]
@@ -586,7 +589,7 @@ def main(argv=None) -> None:
             "arch": args.arch,
             "base": args.base,
             "train": args.train,
-            "config": results.repo_relative(args.config),
+            "config": bench_report.repo_relative(args.config),
             "arms": arms,
             "repeats": args.repeats,
             "threads": args.threads,
@@ -600,14 +603,14 @@ def main(argv=None) -> None:
             "micro_batch_size": params.micro_batch_size,
             "batching": params.batching,
         }
-        report = results.header("finetune_throughput", settings, args.device)
+        report = bench_report.header("finetune_throughput", settings, args.device)
         report["machine"]["torch_threads"] = args.threads  # per arm's process
         report.update(
             arms={arm: {"figures": summary[arm], "runs": runs[arm]} for arm in arms},
             ratios=ratios,
             bf16_peak=peak,
         )
-        results.write(args.json, report)
+        bench_report.write(args.json, report)
         print(f"figures written to {args.json}")
 
 

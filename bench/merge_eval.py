@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import results  # noqa: E402  (bench/results.py, beside this script)
+import bench_report  # noqa: E402  (bench/bench_report.py, beside this script)
 
 ARMS = ("merged", "unmerged")
 SCORE_TOLERANCE = 0.05
@@ -68,7 +68,7 @@ def parse_args(argv=None):
 
 
 def task_run(alias: str, args):
-    from maple.evaluate.job import TaskRun
+    from maple.runtime.tasks import Task
 
     kind, subdir, metric = TASKS[alias]
     languages = args.languages.split(",")
@@ -76,7 +76,7 @@ def task_run(alias: str, args):
     missing = [f for f in files.values() if not os.path.isfile(f)]
     if missing:
         raise SystemExit(f"--eval-dir: no held-out file {missing[0]} (--languages {args.languages})")
-    return TaskRun(
+    return Task(
         alias=alias,
         source="local",
         kind=kind,
@@ -199,9 +199,9 @@ def main(argv=None) -> None:
                     f"{result['load_seconds']:.1f} s, process {result['process_seconds']:.1f} s",
                     flush=True,
                 )
-    summary = {arm: results.figures(rs, FIGURES) for arm, rs in runs.items()}
+    summary = {arm: bench_report.figures(rs, FIGURES) for arm, rs in runs.items()}
     ratios = {
-        key: results.paired_ratio([r[key] for r in runs["unmerged"]], [r[key] for r in runs["merged"]])
+        key: bench_report.paired_ratio([r[key] for r in runs["unmerged"]], [r[key] for r in runs["merged"]])
         for key in FIGURES
     }
     agree = [agreement(m, u) for m, u in zip(runs["merged"], runs["unmerged"])]
@@ -216,10 +216,13 @@ def main(argv=None) -> None:
     )
     for arm in ARMS:
         s = summary[arm]
-        print(f"{arm:>8}: eval s {results.fmt(s['eval_seconds'], '{:.1f}')}, load s {results.fmt(s['load_seconds'])}")
+        print(
+            f"{arm:>8}: eval s {bench_report.fmt(s['eval_seconds'], '{:.1f}')}, "
+            f"load s {bench_report.fmt(s['load_seconds'])}"
+        )
     print(
-        f"unmerged / merged evaluation seconds: x{results.fmt(ratios['eval_seconds'])} (median (min-max) of the "
-        f"per-repeat ratios); load seconds x{results.fmt(ratios['load_seconds'])}"
+        f"unmerged / merged evaluation seconds: x{bench_report.fmt(ratios['eval_seconds'])} (median (min-max) of the "
+        f"per-repeat ratios); load seconds x{bench_report.fmt(ratios['load_seconds'])}"
     )
     a = agree[0]
     print(
@@ -255,7 +258,7 @@ def main(argv=None) -> None:
                 "smoke",
             )
         }
-        report = results.header("merge_eval", settings, args.device)
+        report = bench_report.header("merge_eval", settings, args.device)
         report["machine"]["torch_threads"] = args.threads
         report.update(
             arms={
@@ -270,7 +273,7 @@ def main(argv=None) -> None:
             agreement=agree,
             tolerance={"score": SCORE_TOLERANCE, "loglik_nats": LOGLIK_TOLERANCE},
         )
-        results.write(args.json, report)
+        bench_report.write(args.json, report)
         print(f"figures written to {args.json}")
 
 

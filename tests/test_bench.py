@@ -1,4 +1,4 @@
-"""The benchmarks in bench/ run and write their figures as JSON (bench/results.py): each benchmark in its smoke mode
+"""The benchmarks in bench/ run and write their figures as JSON (bench/bench_report.py): each benchmark in its smoke mode
 on a tiny model, the two side by side; the JSON's keys and types are checked, not its timings."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from tiny_models import CORPUS, build_tiny_llama
 BENCH = REPO / "bench"
 
 
-def bench_results():
-    spec = importlib.util.spec_from_file_location("bench_results", BENCH / "results.py")
+def bench_report():
+    spec = importlib.util.spec_from_file_location("bench_report", BENCH / "bench_report.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -50,32 +50,32 @@ def check_header(report: dict, benchmark: str) -> None:
 
 
 def test_spread_and_paired_ratio():
-    results = bench_results()
-    assert results.spread([3.0, None, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3, "values": [3, 1, 2]}
-    assert results.spread([None]) is None
+    bench = bench_report()
+    assert bench.spread([3.0, None, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3, "values": [3, 1, 2]}
+    assert bench.spread([None]) is None
     # Per-repeat ratios pair each repeat of A with the same repeat of B: a machine that slows both arms of repeat 2
     # leaves the ratio alone, while the ratio of medians would move.
-    ratio = results.paired_ratio([10.0, 5.0, 12.0], [5.0, 2.5, 6.0])
+    ratio = bench.paired_ratio([10.0, 5.0, 12.0], [5.0, 2.5, 6.0])
     assert ratio["median"] == ratio["min"] == ratio["max"] == 2.0
     assert ratio["ratio_of_medians"] == pytest.approx(10.0 / 5.0)
-    assert results.paired_ratio([1.0, None], [2.0, 0.0]) == {**results.spread([0.5]), "ratio_of_medians": 0.5}
-    assert results.fmt(results.spread([1.0, 2.0, 4.0]), "{:.1f}") == "2.0 (1.0-4.0)"
+    assert bench.paired_ratio([1.0, None], [2.0, 0.0]) == {**bench.spread([0.5]), "ratio_of_medians": 0.5}
+    assert bench.fmt(bench.spread([1.0, 2.0, 4.0]), "{:.1f}") == "2.0 (1.0-4.0)"
 
 
 def test_results_file_is_written_atomically(tmp_path):
-    results = bench_results()
+    bench = bench_report()
     path = tmp_path / "sub" / "r.json"
-    results.write(path, {**results.header("t", {"smoke": True}), "x": {1: 2.0}})
+    bench.write(path, {**bench.header("t", {"smoke": True}), "x": {1: 2.0}})
     report = json.loads(path.read_text())
     assert report["x"] == {"1": 2.0} and report["benchmark"] == "t"
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
 
 
 def test_compare_pairs_the_medians_of_two_results_files():
-    results = bench_results()
-    old = {"arms": {"a": {"figures": {"t": results.spread([1.0, 2.0, 3.0]), "m": None}, "runs": [{"t": 1.0}]}}}
-    new = {"arms": {"a": {"figures": {"t": results.spread([4.0]), "m": results.spread([1.0])}}}}
-    assert results.compare(old, new) == [("arms.a.figures.t", 2.0, 4.0)]
+    bench = bench_report()
+    old = {"arms": {"a": {"figures": {"t": bench.spread([1.0, 2.0, 3.0]), "m": None}, "runs": [{"t": 1.0}]}}}
+    new = {"arms": {"a": {"figures": {"t": bench.spread([4.0]), "m": bench.spread([1.0])}}}}
+    assert bench.compare(old, new) == [("arms.a.figures.t", 2.0, 4.0)]
 
 
 # --- the benchmarks in smoke mode -------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, copy_run, run_snakemake, write_config
-from maple.evaluate.job import PROVENANCE_FIELDS, TaskRun, evaluate_variant
+from maple.evaluate.job import PROVENANCE_FIELDS, evaluate_variant
 from maple.runtime.provenance import adapter_hash, directory_hash
+from maple.runtime.tasks import Task
 
 JOB_HEADER = re.compile(r"^(?:local)?rule (\S+):$")
 
@@ -182,7 +183,7 @@ def test_adapter_hash_in_the_score_changes_when_the_adapter_changes(small_run, t
     assert adapter_hash(adapter) == original["adapter_sha256"]  # content, not path
     perturb_adapter(adapter)
 
-    task = TaskRun(
+    task = Task(
         alias="demo_gen",
         source="local",
         kind="generate",

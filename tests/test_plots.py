@@ -230,6 +230,57 @@ def test_english_retention_points(table):
         score_plots.english_retention(t[t["lang"] != "en"], "m")
 
 
+def test_english_retention_labels_never_overlap(table):
+    """Variants whose points coincide (here every variant of a dataset scores the same deltas) keep every label
+    readable: no two label boxes, as the renderer draws them, intersect; each label still names its own point."""
+    from maple.report.labels import text_box
+
+    t = table.copy()
+    variants = t["variant"] != "base"
+    t.loc[variants, "delta_vs_base"] = np.where(t.loc[variants, "lang"] == "en", -0.02, 0.03)  # one shared point
+    fig = score_plots.english_retention(t, "m")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = list(ax.texts)
+        names = sorted(a.get_text() for a in labels)
+        assert names == sorted(set(names)) and len(names) == t.loc[variants, "variant"].nunique()
+        assert all(tuple(a.xy) == (pytest.approx(0.03), pytest.approx(-0.02)) for a in labels)
+        boxes = [text_box(a, renderer) for a in labels]
+        overlapping = [
+            (labels[i].get_text(), labels[j].get_text())
+            for i in range(len(boxes))
+            for j in range(i + 1, len(boxes))
+            if boxes[i].overlaps(boxes[j])
+        ]
+        assert not overlapping
+        frame = ax.get_window_extent(renderer)
+        assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
+    style.plt.close(fig)
+
+
+def test_label_places_are_deterministic_and_free():
+    """maple.report.labels on its own: twenty labels on one point, placed twice, land in the same places, none
+    overlapping."""
+    import matplotlib.pyplot as plt
+    from maple.report.labels import label_points, text_box
+
+    places = []
+    for _ in range(2):
+        fig, ax = plt.subplots(figsize=(3, 3), layout="constrained")
+        ax.scatter([0.5, 0.52], [0.5, 0.5])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        names = [f"variant-{i}" for i in range(20)]
+        annotations = label_points(fig, [(ax, [(0.5, 0.5)] * 10 + [(0.52, 0.5)] * 10, names)])
+        renderer = fig.canvas.get_renderer()
+        boxes = [text_box(a, renderer) for a in annotations]
+        assert not any(boxes[i].overlaps(boxes[j]) for i in range(20) for j in range(i + 1, 20))
+        places.append([tuple(a.xyann) for a in annotations])
+        plt.close(fig)
+    assert places[0] == places[1]
+
+
 def test_data_comparison_pairs_datasets_per_language(table):
     fig = score_plots.data_comparison(
         table, "m", dataset_labels={"gen_data": "gen_data (generate)", "tra": "tra (translate)"}

@@ -319,49 +319,25 @@ def test_each_task_has_every_table_language_with_its_code():
         assert set(spec["languages"]) == with_code, alias
 
 
-# --- Datasets: the schema lists each backend's keys, and each is one its backend reads ---------------------------
-
-
-def backend_schema_keys() -> dict[str, set[str]]:
-    """backend -> the keys the config schema allows for it beyond the common ones (its allOf branch)."""
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    dataset = schema["properties"]["datasets"]["additionalProperties"]
-    keys = {"template": set()}
-    for branch in dataset["allOf"]:
-        keys[branch["if"]["properties"]["backend"]["const"]] = set(branch["then"]["properties"])
-    return keys
-
-
-def test_every_schema_key_of_a_backend_is_read_by_it():
-    from maple.data.synthesis import BACKEND_MODULES
-
-    """A key the schema allows that no code reads would be accepted and silently do nothing."""
-    shared = (REPO / "workflow" / "scripts" / "maple" / "data" / "filters.py").read_text()
-    for backend, keys in backend_schema_keys().items():
-        module = BACKEND_MODULES.get(backend, f"maple.data.{backend}").rsplit(".", 1)[1]
-        source = (REPO / "workflow" / "scripts" / "maple" / "data" / f"{module}.py").read_text()
-        if backend == "translate":  # the MT model in translator.py, teacher responses through generate's code
-            for module in ("translator", "generate"):
-                source += (REPO / "workflow" / "scripts" / "maple" / "data" / f"{module}.py").read_text()
-        unread = {k for k in keys if f'"{k}"' not in source and f'"{k}"' not in shared}
-        assert not unread, f"{backend}: schema keys {sorted(unread)} are read by no code"
+# --- Datasets ---------------------------------------------------------------------------------------------------------
 
 
 def test_study_dataset_specs_resolve_in_their_backends():
-    import maple.data.generate as generate
-    from maple.data.filters import language_code, n_per_language
+    """Each dataset of the study reads into its backend's settings record; the records per language are the
+    train and held-out ones together; every translate target language has its code."""
+    from maple.data.filters import language_code
+    from maple.data.settings import settings_of
 
     config = load_study()
     for name, spec in config["datasets"].items():
-        backend = spec["backend"]
-        n = n_per_language(spec, backend)
-        assert n == spec["n_train_per_language"] + spec["n_eval_per_language"], name
-        if "sampling" in spec:
-            assert generate.sampling_kwargs(spec, "sampling", generate.SAMPLING_DEFAULTS, backend)["do_sample"]
-        if backend == "translate":
+        settings = settings_of(spec)
+        assert settings.n_per_language == spec["n_train_per_language"] + spec["n_eval_per_language"], name
+        if spec["backend"] == "generate":
+            assert settings.sampling.generate_kwargs()["do_sample"]
+        if spec["backend"] == "translate":
             languages = config["languages"]
             for lang in spec["languages"]:
-                assert language_code(languages, lang, spec["code_key"], backend), (name, lang)
+                assert language_code(languages, lang, settings.code_key, "translate"), (name, lang)
 
 
 # --- The shipped XL-Sum tasks --------------------------------------------------------------------------------------
@@ -461,3 +437,38 @@ def test_xlsum_task_runs_through_lm_eval(tmp_path):
     assert scores["rougeL,none"] == pytest.approx(sum(per_doc.values()) / 4)
     assert "rougeL_stderr,none" in scores
     assert all(p.startswith("Article: Habari") and p.endswith("in Swahili.\nSummary:") for p in prompts)
+
+
+# --- One task record for planning and the evaluation job ----------------------------------------------------------
+
+
+def test_task_defaults_are_the_schemas():
+    """maple.runtime.tasks.Task's defaults for the config's task keys are the schema's (evaluation.tasks.<alias>)."""
+    from dataclasses import fields
+
+    from maple.runtime.tasks import Task
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    keys = schema["properties"]["evaluation"]["properties"]["tasks"]["additionalProperties"]["properties"]
+    defaults = {f.name: f.default for f in fields(Task) if f.name in keys and "default" in keys[f.name]}
+    assert defaults == {name: keys[name]["default"] for name in defaults}
+    assert set(defaults) == {"num_fewshot", "limit", "max_gen_toks"}
+
+
+def test_an_evaluation_job_gets_the_study_task_back():
+    """The study's Task, as the evaluate rule passes it (job_param), rebuilds the same record in the job, planning's
+    languages and dataset aside; the param's keys keep their order (Snakemake compares params by their repr)."""
+    from dataclasses import replace
+
+    from maple.config.validation import checked_study
+    from maple.runtime.tasks import Task
+
+    tasks = checked_study(load_study())[1].tasks
+    for task in tasks.values():
+        job = replace(task, mirrors={"x/y": "/m"}, dataset_revisions={"x/y": "0" * 40})
+        assert Task(**job.job_param()) == replace(job, languages=(), dataset=None)
+    param = replace(tasks["mlqa"], dataset_revisions={"facebook/mlqa": "0" * 40}).job_param()
+    assert list(param) == [
+        *("alias", "source", "kind", "metric", "lm_eval_names", "eval_files", "num_fewshot", "limit"),
+        "dataset_revisions",
+    ]

@@ -183,13 +183,62 @@ def test_task_runs_from_its_shipped_yaml_on_a_parquet_mirror(name, mirrored_resu
     assert (staged / f"{name}.yaml").is_file()
 
 
+# One shipped task of each family: its folder, and the hub dataset it reads.
+PLAIN = {
+    "maple_mlqa_de_de": ("maple_mlqa", "facebook/mlqa"),
+    "maple_xstorycloze_eu": ("maple_xstorycloze", "juletxara/xstory_cloze"),
+    "maple_xlsum_swahili": ("maple_xlsum", "csebuetnlp/xlsum"),
+}
+
+
+def test_plain_lm_eval_reads_the_shipped_task_files(mirrors, tmp_path):
+    """Each family's folder as shipped, copied with its `dataset_path:` line naming a local fixture instead of the hub
+    and the parquet revision dropped (a local directory has none); everything else (the task files, their
+    `!function` code beside them) byte for byte. Plain lm-eval, a TaskManager over the folders and none of this
+    workflow's staging, loads one task of each family and scores the fixture."""
+    import shutil
+
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    folders = []
+    for family, hub_id in PLAIN.values():
+        folder = tmp_path / family
+        shutil.copytree(SHIPPED / family, folder)
+        for path in folder.glob("*.yaml"):
+            text = path.read_text(encoding="utf-8")
+            pointed = text.replace(f"dataset_path: {hub_id}\n", f"dataset_path: {mirrors[hub_id]}\n")
+            pointed = pointed.replace("  revision: refs/convert/parquet\n", "")
+            assert f"dataset_path: {hub_id}" not in pointed and "  revision:" not in pointed, path
+            path.write_text(pointed, encoding="utf-8")
+        folders.append(str(folder))
+    manager = TaskManager(include_path=folders, include_defaults=False)
+    lm = stand_in_lm(lambda prompt: " Berlin" if prompt.startswith("Context:") else " Habari ya leo namba 1")
+    results = lm_eval.simple_evaluate(model=lm, tasks=list(PLAIN), log_samples=True, task_manager=manager)
+    for name, (_family, hub_id) in PLAIN.items():
+        assert results["configs"][name]["dataset_path"] == mirrors[hub_id]
+        assert len(results["samples"][name]) == 4  # the task's own config of the fixture
+    scores = results["results"]
+    assert scores["maple_mlqa_de_de"]["f1,none"] == pytest.approx(1.0)  # lm-eval's MLQA normalisation, copied
+    assert scores["maple_xstorycloze_eu"]["acc,none"] == pytest.approx(0.5)
+    assert 0.0 < scores["maple_xlsum_swahili"]["rougeL,none"] < 1.0
+
+
 @pytest.mark.parametrize("name", [n for n in CHANGED if CHANGED[n][2]])
 def test_shipped_task_changes_only_the_data_source(name):
-    """A shipped wrapper equals lm-eval's own task but for its name, tag and where the data comes from."""
+    """A shipped wrapper equals lm-eval's own task but for its name, tag and where the data comes from; the code
+    its `!function`s name is lm-eval's, copied beside it."""
     hub_id, config, original = CHANGED[name]
     shipped = task_files.shipped_task_files(SHIPPED)[name]
-    ours = task_files.resolved_config(shipped, lm_eval_dir())
-    theirs = task_files.merged_config(task_files.builtin_task_files([original], lm_eval_dir())[original])
+    ours = task_files.read_task_yaml(shipped)
+    assert "include" not in ours  # self-contained
+    original_file = task_files.builtin_task_files([original], lm_eval_dir())[original]
+    theirs = task_files.plain_config(original_file)
+    for value in ours.values():
+        if str(value).startswith(task_files.FUNCTION_TAG):
+            module = value[len(task_files.FUNCTION_TAG) :].rsplit(".", 1)[0] + ".py"
+            copied = (shipped.parent / module).read_text(encoding="utf-8")
+            assert copied.split("\n", 1)[1] == (original_file.parent / module).read_text(encoding="utf-8")
     data_keys = {"task", "tag", "dataset_path", "dataset_name", "dataset_kwargs"}
     assert {k: v for k, v in ours.items() if k not in data_keys} == {
         k: v for k, v in theirs.items() if k not in data_keys
@@ -220,7 +269,7 @@ def test_every_study_task_reads_a_script_free_source():
     unchanged = set()
     for where, name in names.items():
         if name in shipped:
-            source = task_sources.data_source(task_files.resolved_config(shipped[name], lm_eval_dir()))
+            source = task_sources.data_source(task_files.merged_config(shipped[name]))
             assert source["dataset"] in task_sources.SCRIPT_DATASETS, where
             assert source["revision"] == task_sources.PARQUET_REVISION, where
             assert source["name"] is None and set(source["data_files"]) == set(source["splits"]), where
@@ -306,20 +355,25 @@ def test_data_backends_read_a_mirror(tmp_path):
 
 
 def test_generated_task_files_are_up_to_date(tmp_path):
-    """The checked-in wrappers are what _generate_configs.py writes from the installed lm-eval."""
+    """The checked-in wrappers (and the lm-eval code they name) are what _generate_configs.py writes from the
+    installed lm-eval."""
     import runpy
     import shutil
 
+    copied = {"maple_mlqa": ["utils.py"]}  # lm-eval's code; maple_xlsum's utils.py is our own
     for family in ("maple_mlqa", "maple_xstorycloze", "maple_xlsum"):
         copy = tmp_path / family
         shutil.copytree(SHIPPED / family, copy)
-        for path in copy.glob("maple_*.yaml"):
+        for path in [*copy.glob("maple_*.yaml"), *(copy / name for name in copied.get(family, []))]:
             path.unlink()
         runpy.run_path(str(copy / "_generate_configs.py"), run_name="__main__")
-        written = {p.name: p.read_text(encoding="utf-8") for p in copy.glob("maple_*.yaml")}
+        names = [p.name for p in copy.glob("maple_*.yaml")] + copied.get(family, [])
+        written = {name: (copy / name).read_text(encoding="utf-8") for name in names}
         assert len(written) >= 11, family
         shipped = {p.name: p.read_text(encoding="utf-8") for p in (SHIPPED / family).glob("maple_*.yaml")}
+        shipped.update({name: (SHIPPED / family / name).read_text(encoding="utf-8") for name in copied.get(family, [])})
         assert written == shipped, family
+        assert (SHIPPED / family / "README.md").is_file(), family
 
 
 def test_hub_source_is_the_parquet_conversion_of_one_config(tmp_path, monkeypatch):
@@ -352,11 +406,12 @@ def test_evaluation_job_reads_the_mirror(mirrors, tmp_path):
     has a mirror; the score file's lm-eval config names the mirror."""
     import json
 
-    from maple.evaluate.job import TaskRun, evaluate_variant
+    from maple.evaluate.job import evaluate_variant
+    from maple.runtime.tasks import Task
     from tiny_models import build_tiny_llama
 
     model = build_tiny_llama(tmp_path / "model")
-    task = TaskRun(
+    task = Task(
         alias="xstorycloze",
         source="lm_eval",
         kind=None,

@@ -3,6 +3,7 @@
 import os
 import re
 import sys
+from dataclasses import replace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -329,42 +330,29 @@ def get_evaluate_input(task_alias):
 
 
 def get_evaluate_task(task_alias):
-    """A param function: the evaluation job's TaskRun fields (maple.evaluate.job.TaskRun), with the pinned commits of
+    """A param function: the evaluation job's task (maple.runtime.tasks.Task.job_param), with the pinned commits of
     the hub datasets its lm-eval tasks read (only where there are some: a config without plans as it did)."""
-    fields = evaluate_task_fields(task_alias)
-    names = list(STUDY.tasks[task_alias].lm_eval_names.values())
+    task = evaluate_task(task_alias)
+    names = list(task.lm_eval_names.values())
 
     def task_param(wildcards):
-        revisions = task_dataset_revisions(names, hub_pins()) if fields["source"] == "lm_eval" else {}
-        return {**fields, **({"dataset_revisions": revisions} if revisions else {})}
+        revisions = task_dataset_revisions(names, hub_pins()) if task.source == "lm_eval" else {}
+        return replace(task, dataset_revisions=revisions).job_param()
 
     return task_param
 
 
-def evaluate_task_fields(task_alias):
+def evaluate_task(task_alias):
+    """The study's task with what its evaluation jobs read: a local task's held-out files, the dataset_mirrors an
+    lm-eval task reads."""
     task = STUDY.tasks[task_alias]
     subdir = "eval_mc" if task.kind == "multiple_choice" else "eval_gen"
-    mirrors = task_dataset_mirrors(task)
     eval_files = (
         {lang: f"{R}/data/{task.dataset}/eval/{subdir}/{lang}.jsonl" for lang in task.languages}
         if task.source == "local"
         else {}
     )
-    return {
-        "alias": task.alias,
-        "source": task.source,
-        "kind": task.kind,
-        "metric": task.metric,
-        "lm_eval_names": dict(task.lm_eval_names),
-        "eval_files": eval_files,
-        "num_fewshot": task.num_fewshot,
-        "limit": task.limit,
-        # a local generate task's answer length; only there, so that the other tasks plan the jobs they always did
-        **({"max_gen_toks": task.max_gen_toks} if task.source == "local" and task.kind == "generate" else {}),
-        # the dataset_mirrors this task reads; only when there are some, so that a config without them plans the
-        # jobs it always did
-        **({"mirrors": mirrors} if mirrors else {}),
-    }
+    return replace(task, eval_files=eval_files, mirrors=task_dataset_mirrors(task))
 
 
 _TASK_MIRRORS = {}

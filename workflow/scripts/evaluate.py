@@ -2,13 +2,14 @@
 
 import json
 
-from maple.evaluate.job import TaskRun, evaluate_variant
+from maple.evaluate.job import evaluate_variant
 from maple.runtime.jobs import logged_to, use_threads
+from maple.runtime.tasks import Task
 
 
 def run_from_snakemake(smk) -> dict:
     p = smk.params
-    task = TaskRun(**p.task)
+    task = Task(**p.task)
     score_files = dict(zip(p.languages, smk.output.scores))
     samples_files = dict(zip(p.languages, smk.output.samples)) if smk.output.get("samples") else None
     return evaluate_variant(

@@ -1,10 +1,12 @@
 """Write maple_xstorycloze_<lang>.yaml for each of lm-eval's xstorycloze_* tasks: python _generate_configs.py.
 
-Each file includes lm-eval's own task (`include: lm_eval:xstorycloze/<file>`: prompt, choices, splits
-and metric stay lm-eval's) and changes only where its data comes from: juletxara/xstory_cloze's default branch holds a
-loading script, which datasets 4+ refuses, so the task reads its config from the hub's parquet conversion
-(maple.hub.task_sources.parquet_source). maple.hub.task_sources.stage_tasks makes the include absolute at run time.
-Run with the lm-eval the workflow pins: the task list and split names are read from its installed files.
+Each file is lm-eval's own task written out whole (its includes merged: prompt, choices, splits and metric stay
+lm-eval's), renamed maple_<task>, tagged maple_xstorycloze, and changed only in where its data comes from:
+juletxara/xstory_cloze's default branch holds a loading script, which datasets 4+ refuses, so the task reads its
+config from the hub's parquet conversion (maple.hub.task_sources.parquet_source). The files need nothing of this
+workflow: `lm_eval --include_path workflow/resources/lm_eval_tasks/maple_xstorycloze` reads them. Run with the lm-eval
+the workflow pins: the task list, split names and code are read from its installed files. README.md here says what
+changes and why.
 """
 
 import sys

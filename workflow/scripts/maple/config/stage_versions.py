@@ -11,7 +11,7 @@ STAGE_VERSIONS = {
     "evaluate": 1,
     "aggregate": 1,
     "summarize": 1,
-    "plot": 1,
+    "plot": 2,
     "preflight": 1,
     "prefetch": 1,
 }

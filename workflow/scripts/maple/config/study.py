@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from maple.hub.task_sources import mirror_data_spec
+from maple.runtime.tasks import Task
 from maple.train.gguf import GGUFError, check_gguf
 
 BASE_VARIANT = "base"
@@ -47,20 +48,6 @@ class Finetune:
     @property
     def variant(self) -> str:
         return f"{self.data}-r{self.rank}-q{self.bits}"
-
-
-@dataclass(frozen=True)
-class Task:
-    alias: str
-    source: str  # local | lm_eval
-    kind: str | None
-    dataset: str | None
-    languages: tuple[str, ...]
-    lm_eval_names: dict  # lang -> lm-eval task name
-    metric: str
-    num_fewshot: int
-    limit: int | None
-    max_gen_toks: int = 24  # local generate tasks
 
 
 @dataclass

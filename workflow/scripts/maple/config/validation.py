@@ -234,13 +234,27 @@ def check_lm_eval_tasks(study: Study, extra_dirs=()) -> None:
         )
 
 
+def backend_keys(schema: dict) -> dict[str, set[str]]:
+    """backend -> the keys of its branch of datasets.<name> (allOf: if backend ... then)."""
+    branches = schema["properties"]["datasets"]["additionalProperties"]["allOf"]
+    return {b["if"]["properties"]["backend"]["const"]: set(b["then"]["properties"]) for b in branches}
+
+
 def with_defaults(config: dict, schema_file=SCHEMA_FILE) -> dict:
-    """A copy of a schema-valid config with the schema's defaults filled in (as Snakemake's validate does)."""
+    """A copy of a schema-valid config with the schema's defaults filled in (as Snakemake's validate does), but for
+    a dataset's backend keys: one the config leaves out stays out, and maple.data.settings gives it the same default.
+    So the dataset's spec, the synth_data job's param, holds what the config says, and the model a dataset names as
+    its teacher lends its revision and trust_remote_code where the dataset sets none (maple.config.study)."""
+    import yaml
     from snakemake.utils import validate
 
-    config = copy.deepcopy(config)
-    validate(config, str(schema_file), set_default=True)
-    return config
+    filled = copy.deepcopy(config)
+    validate(filled, str(schema_file), set_default=True)
+    own = backend_keys(yaml.safe_load(Path(schema_file).read_text(encoding="utf-8")))
+    for name, block in filled["datasets"].items():
+        given, backend = config["datasets"][name], own.get(block["backend"], set())
+        filled["datasets"][name] = {k: v for k, v in block.items() if k in given or k not in backend}
+    return copy.deepcopy(filled)  # no dict shared between the filled-in defaults
 
 
 def checked_study(config, config_files=(), config_dir: str = ".", schema_file=SCHEMA_FILE) -> tuple[dict, Study]:

@@ -1,6 +1,6 @@
 """Quality filters shared by the data backends: deduplication, a length filter and a script filter.
 
-Filter keys, read from a dataset's config block by `RecordFilter.from_spec` (each backend sets its own defaults):
+Filter keys of a dataset's config block (each backend's defaults: maple.data.settings):
   dedup: bool              drop a record whose normalised (instruction, input) was already kept for its language
   min_chars: int           instruction and output must each have at least this many characters (after strip)
   max_chars: int | null    ... and at most this many (input too); null: no upper bound
@@ -150,12 +150,8 @@ class RecordFilter:
         script_filter: bool = False,
         min_script_ratio: float = 0.5,
     ):
-        if min_chars < 0 or (max_chars is not None and max_chars < min_chars):
-            raise ValueError(
-                f"filters: need 0 <= min_chars <= max_chars, got min_chars={min_chars}, max_chars={max_chars}"
-            )
-        if not 0.0 <= min_script_ratio <= 1.0:
-            raise ValueError(f"filters: min_script_ratio must be within [0, 1], got {min_script_ratio}")
+        if max_chars is not None and max_chars < min_chars:  # the schema checks each on its own
+            raise ValueError(f"filters: need min_chars <= max_chars, got min_chars={min_chars}, max_chars={max_chars}")
         self.languages = languages
         self.dedup = dedup
         self.min_chars = min_chars
@@ -167,16 +163,6 @@ class RecordFilter:
         self.rejected_by_lang: dict[str, Counter] = {}
 
     KEYS = ("dedup", "min_chars", "max_chars", "script_filter", "min_script_ratio")
-
-    @classmethod
-    def from_spec(cls, spec: dict, languages: dict[str, dict], **defaults) -> RecordFilter:
-        """Filter settings from the spec's keys (see the module docstring), falling back to defaults."""
-        settings = {key: spec.get(key, defaults[key]) for key in cls.KEYS if key in spec or key in defaults}
-        for key in ("min_chars", "max_chars"):
-            value = settings.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"{key}: expected an integer, got {value!r}")
-        return cls(languages, **settings)
 
     def _reject(self, record: dict, reason: str) -> bool:
         self.rejected[reason] += 1
@@ -203,45 +189,24 @@ class RecordFilter:
         return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "none"
 
 
-# --- Spec helpers shared by the backends --------------------------------------------------------------------------
+# --- Reading a dataset's config block ----------------------------------------------------------------------------
 
+# the config schema's defaults of datasets.<name>.n_train_per_language and n_eval_per_language (tests check them)
 DEFAULT_N_TRAIN_PER_LANGUAGE = 120
 DEFAULT_N_EVAL_PER_LANGUAGE = 40
 
 
 class SpecError(ValueError):
-    """A backend-specific key of a dataset's config block is missing or wrong; the message names it."""
+    """A dataset's config block does not fit its data or its languages table; the message names the key."""
 
 
-def spec_value(
-    spec: dict, key: str, backend: str, default=..., types: type | tuple = object, choices: tuple | None = None
-):
-    """spec[key] checked against types/choices; `default` when absent (required when no default is given)."""
-    if key not in spec or spec[key] is None and default is not ...:
-        if default is ...:
-            raise SpecError(f"{backend} backend: the dataset needs the key {key!r}")
-        return default
-    value = spec[key]
-    bad_bool = isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,))
-    if not isinstance(value, types) or bad_bool:
-        names = "/".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-        raise SpecError(f"{backend} backend: {key}: expected {names}, got {value!r}")
-    if choices is not None and value not in choices:
-        raise SpecError(f"{backend} backend: {key}: expected one of {list(choices)}, got {value!r}")
-    return value
-
-
-def n_per_language(spec: dict, backend: str) -> int:
+def n_per_language(spec: dict) -> int:
     """spec["n_per_language"], else n_train_per_language + n_eval_per_language (the synth stage splits them)."""
     if "n_per_language" in spec:
-        n = spec_value(spec, "n_per_language", backend, types=int)
-    else:
-        n = int(spec.get("n_train_per_language", DEFAULT_N_TRAIN_PER_LANGUAGE)) + int(
-            spec.get("n_eval_per_language", DEFAULT_N_EVAL_PER_LANGUAGE)
-        )
-    if n < 1:
-        raise SpecError(f"{backend} backend: n_per_language: expected a positive integer, got {n}")
-    return n
+        return int(spec["n_per_language"])
+    return int(spec.get("n_train_per_language", DEFAULT_N_TRAIN_PER_LANGUAGE)) + int(
+        spec.get("n_eval_per_language", DEFAULT_N_EVAL_PER_LANGUAGE)
+    )
 
 
 def language_code(languages: dict[str, dict], lang: str, code_key: str, backend: str) -> str:

@@ -7,7 +7,7 @@ records are kept or max_rounds rounds have run. Generation is batched with left 
 language and round, so the same spec and seed give the same records (on the same hardware and library versions).
 
 Keys: the dataset's config block, listed with their types and defaults in workflow/schemas/config.schema.yaml
-(datasets, backend generate).
+(datasets, backend generate), read once into maple.data.settings.GenerateSettings.
 
 Records: {"id": "generate-<lang>-<nnnnn>", "instruction", "input": "", "output", "lang", "source"}.
 """
@@ -19,19 +19,14 @@ import math
 import random
 import re
 
-from maple.data.filters import RecordFilter, SpecError, language_seed, n_per_language, spec_value
+from maple.data.filters import SpecError, language_seed
+from maple.data.settings import GenerateSettings
 from maple.hub.access import load_causal_lm, load_tokenizer
 from maple.runtime.prompts import format_prompt
 from maple.runtime.records import check_record
 
 BACKEND = "generate"
 log = logging.getLogger(__name__)
-
-INSTRUCTION_TEMPLATE = (
-    "Write one new task instruction in {language}. It must be different from the examples, self-contained, "
-    "and written entirely in {language}.\n\nExamples:\n{examples}\n\nReply with the new instruction only."
-)
-RESPONSE_TEMPLATE = "{instruction}\n\nAnswer in {language}."
 
 DEFAULT_SEED_PROMPTS = [
     "Give three tips for staying healthy.",
@@ -48,9 +43,6 @@ DEFAULT_SEED_PROMPTS = [
     "Classify the following animals as mammals or birds: eagle, whale, sparrow, bat.",
 ]
 
-SAMPLING_DEFAULTS = {"do_sample": True, "temperature": 0.7, "top_p": 0.9}
-RESPONSE_SAMPLING_DEFAULTS = {"do_sample": False, "temperature": 0.7, "top_p": 0.9}
-FILTER_DEFAULTS = {"dedup": True, "min_chars": 5, "max_chars": 2000, "script_filter": True, "min_script_ratio": 0.5}
 STOP_MARKERS = ("### Instruction", "### Input", "### Response", "\n###")
 _NUMBERING = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*")
 
@@ -58,64 +50,39 @@ _NUMBERING = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*")
 # --- Teacher loading and batched generation (also used by the translate backend) ----------------------------------
 
 
-def resolve_device(spec: dict, backend: str) -> str:
+def resolve_device(settings) -> str:
     import torch
 
-    device = spec_value(spec, "device", backend, "auto", str)
-    if device == "auto":
+    if settings.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return settings.device
 
 
-def resolve_dtype(spec: dict, device: str, backend: str):
+def resolve_dtype(settings, device: str):
     import torch
 
-    name = spec_value(spec, "dtype", backend, "auto", str, ("auto", "float32", "bfloat16", "float16"))
-    if name == "auto":
+    if settings.dtype == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, name)
+    return getattr(torch, settings.dtype)
 
 
-def load_teacher(spec: dict, backend: str, key: str = "teacher"):
-    """(model, tokenizer) of the causal LM named by spec[key], ready for batched left-padded generation."""
-    source = spec_value(spec, key, backend, types=str)
-    revision = spec_value(spec, "revision", backend, None, str)
-    trust = spec_value(spec, "trust_remote_code", backend, False, bool)
-    device = resolve_device(spec, backend)
-    tokenizer = load_tokenizer(source, revision=revision, trust_remote_code=trust, kind=f"{key} tokenizer")
+def load_teacher(settings, backend: str):
+    """(model, tokenizer) of the teacher causal LM of a backend's settings, ready for batched left-padded
+    generation."""
+    source, revision, trust = settings.teacher, settings.revision, settings.trust_remote_code
+    device = resolve_device(settings)
+    tokenizer = load_tokenizer(source, revision=revision, trust_remote_code=trust, kind="teacher tokenizer")
     model = load_causal_lm(
-        source,
-        revision=revision,
-        trust_remote_code=trust,
-        kind=f"{key} model",
-        dtype=resolve_dtype(spec, device, backend),
+        source, revision=revision, trust_remote_code=trust, kind="teacher model", dtype=resolve_dtype(settings, device)
     )
     model.to(device)
     model.eval()
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
-            raise SpecError(f"{backend} backend: {key} {source!r}: its tokenizer has neither a pad nor an eos token")
+            raise SpecError(f"{backend} backend: teacher {source!r}: its tokenizer has neither a pad nor an eos token")
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
-
-
-def sampling_kwargs(spec: dict, key: str, defaults: dict, backend: str) -> dict:
-    """generate() keyword arguments of a sampling block; temperature/top_p only when sampling."""
-    block = spec_value(spec, key, backend, {}, dict)
-    unknown = sorted(set(block) - set(defaults))
-    if unknown:
-        raise SpecError(f"{backend} backend: {key}: unknown keys {unknown} (known: {sorted(defaults)})")
-    settings = {**defaults, **block}
-    if not isinstance(settings["do_sample"], bool):
-        raise SpecError(f"{backend} backend: {key}.do_sample: expected a boolean, got {settings['do_sample']!r}")
-    if not settings["do_sample"]:
-        return {"do_sample": False}
-    for name, low in (("temperature", 0.0), ("top_p", 0.0)):
-        value = settings[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= low:
-            raise SpecError(f"{backend} backend: {key}.{name}: expected a positive number, got {value!r}")
-    return {"do_sample": True, "temperature": float(settings["temperature"]), "top_p": float(settings["top_p"])}
 
 
 def generate_texts(
@@ -136,11 +103,11 @@ def generate_texts(
     return outputs
 
 
-def resolve_prompt_format(spec: dict, tokenizer, backend: str) -> str:
-    fmt = spec_value(spec, "prompt_format", backend, "auto", str, ("auto", "plain", "chat_template"))
-    if fmt == "auto":
+def resolve_prompt_format(prompt_format: str, tokenizer) -> str:
+    """auto: the tokenizer's chat template when it has one, else plain."""
+    if prompt_format == "auto":
         return "chat_template" if getattr(tokenizer, "chat_template", None) else "plain"
-    return fmt
+    return prompt_format
 
 
 def wrap_prompt(text: str, prompt_format: str, tokenizer) -> str:
@@ -186,20 +153,6 @@ def _check_template(template: str, key: str, fields: tuple[str, ...]) -> str:
     return template
 
 
-def _positive_int(spec: dict, key: str, default: int, backend: str = BACKEND, minimum: int = 1) -> int:
-    value = spec_value(spec, key, backend, default, int)
-    if value < minimum:
-        raise SpecError(f"{backend} backend: {key}: expected an integer >= {minimum}, got {value}")
-    return value
-
-
-def _positive_number(spec: dict, key: str, default: float, backend: str = BACKEND) -> float:
-    value = spec_value(spec, key, backend, default, (int, float))
-    if value <= 0:
-        raise SpecError(f"{backend} backend: {key}: expected a positive number, got {value}")
-    return float(value)
-
-
 def load_seed_prompts(path: str | None) -> list[dict]:
     """[{"instruction", "lang"}] from a local JSONL file, or the built-in English examples."""
     import json
@@ -235,35 +188,22 @@ def load_seed_prompts(path: str | None) -> list[dict]:
 def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
     import torch
 
-    n = n_per_language(spec, BACKEND)
-    batch_size = _positive_int(spec, "batch_size", 8)
-    max_new_tokens = _positive_int(spec, "max_new_tokens", 256)
-    instruction_tokens = _positive_int(spec, "instruction_max_new_tokens", 64)
-    min_new_tokens = _positive_int(spec, "min_new_tokens", 0, minimum=0)
-    n_examples = _positive_int(spec, "n_examples", 3, minimum=0)
-    max_rounds = _positive_int(spec, "max_rounds", 4)
-    oversample = _positive_number(spec, "oversample", 1.5)
-    instruction_sampling = sampling_kwargs(spec, "sampling", SAMPLING_DEFAULTS, BACKEND)
-    response_sampling = sampling_kwargs(spec, "response_sampling", RESPONSE_SAMPLING_DEFAULTS, BACKEND)
+    settings = GenerateSettings.from_spec(spec)
+    n, batch_size, max_rounds = settings.n_per_language, settings.batch_size, settings.max_rounds
+    instruction_sampling = settings.sampling.generate_kwargs()
+    response_sampling = settings.response_sampling.generate_kwargs()
     instruction_template = _check_template(
-        spec_value(spec, "instruction_template", BACKEND, INSTRUCTION_TEMPLATE, str),
-        "instruction_template",
-        ("language", "examples"),
+        settings.instruction_template, "instruction_template", ("language", "examples")
     )
-    response_template = _check_template(
-        spec_value(spec, "response_template", BACKEND, RESPONSE_TEMPLATE, str),
-        "response_template",
-        ("language", "instruction"),
-    )
-    seed_prompts = load_seed_prompts(spec_value(spec, "seed_prompts", BACKEND, None, str))
-    record_filter = RecordFilter.from_spec(spec, languages, **FILTER_DEFAULTS)
-    teacher_name = spec_value(spec, "teacher", BACKEND, types=str)
-    source = spec_value(spec, "source", BACKEND, f"generate:{teacher_name}", str)
+    response_template = _check_template(settings.response_template, "response_template", ("language", "instruction"))
+    seed_prompts = load_seed_prompts(settings.seed_prompts)
+    record_filter = settings.record_filter(languages)
+    teacher_name, source = settings.teacher, settings.records_source
 
-    model, tokenizer = load_teacher(spec, BACKEND)
-    prompt_format = resolve_prompt_format(spec, tokenizer, BACKEND)
+    model, tokenizer = load_teacher(settings, BACKEND)
+    prompt_format = resolve_prompt_format(settings.prompt_format, tokenizer)
     add_special = prompt_format != "chat_template"  # a chat template already writes the BOS token
-    extra = {"min_new_tokens": min_new_tokens} if min_new_tokens else {}
+    extra = {"min_new_tokens": settings.min_new_tokens} if settings.min_new_tokens else {}
 
     records: list[dict] = []
     for lang in sorted(languages):
@@ -274,11 +214,11 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
             missing = n - len(kept)
             if missing <= 0:
                 break
-            k = math.ceil(missing * oversample)
+            k = math.ceil(missing * settings.oversample)
             rng = random.Random(language_seed(seed, lang, "examples", round_index))
             prompts = []
             for _ in range(k):
-                examples = rng.sample(pool, min(n_examples, len(pool)))
+                examples = rng.sample(pool, min(settings.n_examples, len(pool)))
                 listing = "\n".join(f"{i}. {text}" for i, text in enumerate(examples, 1))
                 prompts.append(
                     wrap_prompt(
@@ -292,7 +232,7 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
                 prompts,
                 batch_size,
                 add_special,
-                max_new_tokens=instruction_tokens,
+                max_new_tokens=settings.instruction_max_new_tokens,
                 **instruction_sampling,
                 **extra,
             )
@@ -308,7 +248,7 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
                 ),
                 batch_size,
                 add_special,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=settings.max_new_tokens,
                 **response_sampling,
                 **extra,
             )

@@ -5,7 +5,7 @@ and n_per_language rows are sampled per language in an order shuffled from the s
 rows the shared filters (maple.data.filters) reject. Same spec and seed: same records.
 
 Keys: the dataset's config block, listed with their types and defaults in workflow/schemas/config.schema.yaml
-(datasets, backend hub).
+(datasets, backend hub), read once into maple.data.settings.HubSettings.
 
 Records: {"id": "hub-<lang>-<nnnnn>", "instruction", "input", "output", "lang", "source"}.
 """
@@ -17,7 +17,8 @@ import os
 import random
 from pathlib import Path
 
-from maple.data.filters import RecordFilter, SpecError, language_code, language_seed, n_per_language, spec_value
+from maple.data.filters import SpecError, language_code, language_seed
+from maple.data.settings import HubSettings
 from maple.hub.access import (
     LOCAL_DATA_SUFFIXES,
     HubAccessError,
@@ -33,7 +34,6 @@ BACKEND = "hub"
 log = logging.getLogger(__name__)
 
 FIELDS = ("instruction", "input", "output")
-FILTER_DEFAULTS = {"dedup": True, "min_chars": 1, "max_chars": None, "script_filter": False, "min_script_ratio": 0.5}
 CHUNK = 256
 
 
@@ -87,25 +87,13 @@ def load_subset(
 
 
 def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
-    n = n_per_language(spec, BACKEND)
-    source_name = spec_value(spec, "dataset", BACKEND, types=str)
-    lang_column = spec_value(spec, "lang_column", BACKEND, None, str)
-    template = spec.get("subset_template", None if lang_column else "{code}")
-    if template is not None and not isinstance(template, str):
-        raise SpecError(f"{BACKEND} backend: subset_template: expected a string or null, got {template!r}")
-    code_key = spec_value(spec, "code_key", BACKEND, None, str)
-    split = spec_value(spec, "split", BACKEND, "train", str)
-    revision = spec_value(spec, "revision", BACKEND, None, str)
-    data_files = spec_value(spec, "data_files", BACKEND, None, str)
-    trust = spec_value(spec, "trust_remote_code", BACKEND, False, bool)
-    columns = {f: f for f in FIELDS}
-    explicit = spec_value(spec, "columns", BACKEND, {}, dict)
-    unknown = sorted(set(explicit) - set(FIELDS))
-    if unknown:
-        raise SpecError(f"{BACKEND} backend: columns: unknown keys {unknown} (known: {list(FIELDS)})")
-    columns.update(explicit)
-    source = spec_value(spec, "source", BACKEND, f"hub:{source_name}", str)
-    record_filter = RecordFilter.from_spec(spec, languages, **FILTER_DEFAULTS)
+    settings = HubSettings.from_spec(spec)
+    n, source_name, split = settings.n_per_language, settings.dataset, settings.split
+    template, code_key, lang_column = settings.subset_template, settings.code_key, settings.lang_column
+    explicit = settings.columns
+    columns = {**{f: f for f in FIELDS}, **explicit}
+    source = settings.records_source
+    record_filter = settings.record_filter(languages)
 
     cache: dict = {}
     records: list[dict] = []
@@ -119,7 +107,9 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
                 f"and {{lang}} ({exc})"
             ) from None
         if subset not in cache:
-            cache[subset] = load_subset(source_name, subset, split, revision, trust, data_files)
+            cache[subset] = load_subset(
+                source_name, subset, split, settings.revision, settings.trust_remote_code, settings.data_files
+            )
         data = cache[subset]
         names = set(data.column_names)
         for field in FIELDS:

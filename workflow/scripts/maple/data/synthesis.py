@@ -12,6 +12,7 @@ import random
 import re
 from collections import defaultdict
 
+from maple.data.filters import DEFAULT_N_EVAL_PER_LANGUAGE, DEFAULT_N_TRAIN_PER_LANGUAGE
 from maple.runtime.records import check_record
 
 # backend name -> the module whose build() makes its records (template makes its own held-out sets)
@@ -27,7 +28,8 @@ def synthesize(name: str, spec: dict, languages: dict, seed: int, lexicon_dir: s
     """{"train": [...], "eval_mc": {lang: [...]}, "eval_gen": {lang: [...]}} for dataset `name`."""
     backend = spec["backend"]
     langs = list(spec["languages"])
-    n_train, n_eval = spec.get("n_train_per_language", 120), spec.get("n_eval_per_language", 40)
+    n_train = spec.get("n_train_per_language", DEFAULT_N_TRAIN_PER_LANGUAGE)
+    n_eval = spec.get("n_eval_per_language", DEFAULT_N_EVAL_PER_LANGUAGE)
     if backend == "template":
         from maple.data.template import make_dataset
 

@@ -9,7 +9,7 @@ Candidates pass the shared filters (maple.data.filters) until n_per_language rec
 Translation is greedy or beam search, teacher responses seeded per language and round: deterministic.
 
 Keys: the dataset's config block, listed with their types and defaults in workflow/schemas/config.schema.yaml
-(datasets, backend translate).
+(datasets, backend translate), read once into maple.data.settings.TranslateSettings.
 
 Records: {"id": "translate-<lang>-<nnnnn>", "instruction", "input", "output", "lang", "source"}.
 """
@@ -22,28 +22,16 @@ import math
 import os
 import random
 
-from maple.data.filters import (
-    RecordFilter,
-    SpecError,
-    language_code,
-    language_seed,
-    n_per_language,
-    normalize,
-    spec_value,
-)
+from maple.data.filters import SpecError, language_code, language_seed, normalize
 from maple.data.generate import (
-    RESPONSE_SAMPLING_DEFAULTS,
-    RESPONSE_TEMPLATE,
     _check_template,
-    _positive_int,
-    _positive_number,
     clean_response,
     generate_texts,
     load_teacher,
     resolve_prompt_format,
     response_prompts,
-    sampling_kwargs,
 )
+from maple.data.settings import TranslateSettings
 from maple.data.translator import language_token_id, load_translator, translate_texts
 from maple.hub.access import load_dataset
 from maple.runtime.records import check_record
@@ -52,7 +40,6 @@ BACKEND = "translate"
 log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE_CODES = {"nllb": {"en": "eng_Latn"}, "m2m100": {"en": "en"}}
-FILTER_DEFAULTS = {"dedup": True, "min_chars": 1, "max_chars": None, "script_filter": True, "min_script_ratio": 0.5}
 FIELDS = ("instruction", "input", "output")
 
 
@@ -82,24 +69,21 @@ def _read_local_json(path: str) -> list[dict]:
     return data
 
 
-def load_seed_records(spec: dict) -> list[dict]:
+def load_seed_records(spec: dict | TranslateSettings) -> list[dict]:
     """The seed examples as {"instruction", "input", "output"} string dicts, in file order."""
-    source = spec_value(spec, "seed_data", BACKEND, types=str)
-    columns = {f: f for f in FIELDS}
-    columns.update(spec_value(spec, "seed_columns", BACKEND, {}, dict))
-    unknown = sorted(set(columns) - set(FIELDS))
-    if unknown:
-        raise SpecError(f"{BACKEND} backend: seed_columns: unknown keys {unknown} (known: {list(FIELDS)})")
+    settings = spec if isinstance(spec, TranslateSettings) else TranslateSettings.from_spec(spec)
+    source = settings.seed_data
+    columns = {**{f: f for f in FIELDS}, **settings.seed_columns}
     path = os.path.expanduser(source)
     if os.path.isfile(path) and path.endswith((".json", ".jsonl")):
         rows = _read_local_json(path)
     else:
         data = load_dataset(
             source,
-            spec_value(spec, "seed_subset", BACKEND, None, str),
-            spec_value(spec, "seed_split", BACKEND, "train", str),
-            revision=spec_value(spec, "seed_revision", BACKEND, None, str),
-            trust_remote_code=spec_value(spec, "trust_remote_code", BACKEND, False, bool),
+            settings.seed_subset,
+            settings.seed_split,
+            revision=settings.seed_revision,
+            trust_remote_code=settings.trust_remote_code,
             kind="seed dataset",
         )
         if hasattr(data, "keys") and not hasattr(data, "column_names"):
@@ -138,19 +122,9 @@ def load_seed_records(spec: dict) -> list[dict]:
 def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
     import torch
 
-    n = n_per_language(spec, BACKEND)
-    code_key = spec_value(spec, "code_key", BACKEND, "nllb", str, ("nllb", "m2m100"))
-    responses = spec_value(spec, "responses", BACKEND, "translate", str, ("translate", "teacher"))
-    parallel = spec_value(spec, "parallel", BACKEND, True, bool)
-    batch_size = _positive_int(spec, "batch_size", 16, BACKEND)
-    max_new_tokens = _positive_int(spec, "max_new_tokens", 256, BACKEND)
-    max_source_tokens = _positive_int(spec, "max_source_tokens", 512, BACKEND)
-    num_beams = _positive_int(spec, "num_beams", 1, BACKEND)
-    split_lines = spec_value(spec, "split_lines", BACKEND, True, bool)
-    oversample = _positive_number(spec, "oversample", 1.2, BACKEND)
-    max_rounds = _positive_int(spec, "max_rounds", 4, BACKEND)
-    source_lang = spec_value(spec, "source_lang", BACKEND, "en", str)
-    source_code = spec_value(spec, "source_code", BACKEND, None, str)
+    settings = TranslateSettings.from_spec(spec)
+    n, code_key, responses = settings.n_per_language, settings.code_key, settings.responses
+    source_lang, source_code = settings.source_lang, settings.source_code
     if source_code is None:
         source_code = ((languages.get(source_lang) or {}).get("codes") or {}).get(code_key) or DEFAULT_SOURCE_CODES[
             code_key
@@ -160,20 +134,15 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
     target_codes = {
         lang: language_code(languages, lang, code_key, BACKEND) for lang in sorted(languages) if lang != source_lang
     }
-    translator_name = spec_value(spec, "translator", BACKEND, types=str)
-    source = spec_value(spec, "source", BACKEND, f"translate:{translator_name}", str)
-    record_filter = RecordFilter.from_spec(spec, languages, **FILTER_DEFAULTS)
+    translator_name, source = settings.translator, settings.records_source
+    record_filter = settings.record_filter(languages)
     if responses == "teacher":
-        spec_value(spec, "teacher", BACKEND, types=str)
-        response_sampling = sampling_kwargs(spec, "response_sampling", RESPONSE_SAMPLING_DEFAULTS, BACKEND)
+        response_sampling = settings.response_sampling.generate_kwargs()
         response_template = _check_template(
-            spec_value(spec, "response_template", BACKEND, RESPONSE_TEMPLATE, str),
-            "response_template",
-            ("language", "instruction"),
+            settings.response_template, "response_template", ("language", "instruction")
         )
-        min_new_tokens = _positive_int(spec, "min_new_tokens", 0, BACKEND, minimum=0)
 
-    seeds = load_seed_records(spec)
+    seeds = load_seed_records(settings)
     unique, seen = [], set()
     for record in seeds:
         key = (normalize(record["instruction"]), normalize(record["input"]))
@@ -181,27 +150,27 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
             seen.add(key)
             unique.append(record)
 
-    model, tokenizer = load_translator(spec)
+    model, tokenizer = load_translator(settings)
     if tokenizer.pad_token is None:
         raise SpecError(f"{BACKEND} backend: translator {translator_name!r}: its tokenizer has no pad token")
     language_token_id(tokenizer, source_code, "source")
     if responses == "teacher":
-        teacher, teacher_tokenizer = load_teacher(spec, BACKEND)
-        prompt_format = resolve_prompt_format(spec, teacher_tokenizer, BACKEND)
-        extra = {"min_new_tokens": min_new_tokens} if min_new_tokens else {}
+        teacher, teacher_tokenizer = load_teacher(settings, BACKEND)
+        prompt_format = resolve_prompt_format(settings.prompt_format, teacher_tokenizer)
+        extra = {"min_new_tokens": settings.min_new_tokens} if settings.min_new_tokens else {}
 
     records: list[dict] = []
     for lang in sorted(languages):
         language = languages[lang].get("name", lang)
         order = list(range(len(unique)))
-        random.Random(language_seed(seed, "" if parallel else lang, "pool")).shuffle(order)
+        random.Random(language_seed(seed, "" if settings.parallel else lang, "pool")).shuffle(order)
         kept: list[dict] = []
         position = 0
-        for round_index in range(max_rounds):
+        for round_index in range(settings.max_rounds):
             missing = n - len(kept)
             if missing <= 0 or position >= len(order):
                 break
-            take = order[position : position + math.ceil(missing * oversample)]
+            take = order[position : position + math.ceil(missing * settings.oversample)]
             position += len(take)
             batch = [dict(unique[i]) for i in take]
             if lang != source_lang:
@@ -214,11 +183,11 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
                         texts,
                         source_code,
                         target_codes[lang],
-                        batch_size,
-                        max_new_tokens,
-                        max_source_tokens,
-                        num_beams,
-                        split_lines,
+                        settings.batch_size,
+                        settings.max_new_tokens,
+                        settings.max_source_tokens,
+                        settings.num_beams,
+                        settings.split_lines,
                     )
                 )
                 for r in batch:
@@ -237,9 +206,9 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
                         teacher,
                         teacher_tokenizer,
                         prompts,
-                        batch_size,
+                        settings.batch_size,
                         prompt_format != "chat_template",
-                        max_new_tokens=max_new_tokens,
+                        max_new_tokens=settings.max_new_tokens,
                         **response_sampling,
                         **extra,
                     )

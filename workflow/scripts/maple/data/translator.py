@@ -4,7 +4,7 @@ search, batched, optionally line by line. Used by the translate backend."""
 
 from __future__ import annotations
 
-from maple.data.filters import SpecError, spec_value
+from maple.data.filters import SpecError
 from maple.data.generate import resolve_device, resolve_dtype
 from maple.hub.access import load_seq2seq_lm, load_tokenizer
 
@@ -110,18 +110,17 @@ def translate_texts(
     return [one(text) for text in texts]
 
 
-def load_translator(spec: dict):
-    source = spec_value(spec, "translator", BACKEND, types=str)
-    revision = spec_value(spec, "translator_revision", BACKEND, None, str)
-    trust = spec_value(spec, "trust_remote_code", BACKEND, False, bool)
-    device = resolve_device(spec, BACKEND)
+def load_translator(settings):
+    """(model, tokenizer) of the MT model of translate settings (maple.data.settings.TranslateSettings)."""
+    source, revision, trust = settings.translator, settings.translator_revision, settings.trust_remote_code
+    device = resolve_device(settings)
     tokenizer = load_tokenizer(source, revision=revision, trust_remote_code=trust, kind="translator tokenizer")
     model = load_seq2seq_lm(
         source,
         revision=revision,
         trust_remote_code=trust,
         kind="translator model",
-        dtype=resolve_dtype(spec, device, BACKEND),
+        dtype=resolve_dtype(settings, device),
     )
     model.to(device)
     model.eval()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -27,6 +26,7 @@ from maple.runtime.atomic import write_json
 from maple.runtime.prompts import format_prompt
 from maple.runtime.provenance import adapter_hash, model_fingerprint, software_versions, workflow_commit
 from maple.runtime.records import read_jsonl, write_jsonl
+from maple.runtime.tasks import Task
 from maple.train.models import compute_dtype, device_kind, load_base
 
 # What every score file's `provenance` holds (tests read these back).
@@ -61,23 +61,6 @@ PROVENANCE_FIELDS = (
     "languages_in_job",
     "samples_file",
 )
-
-
-@dataclass
-class TaskRun:
-    """One task of the study as the evaluation job sees it (resolved from the config)."""
-
-    alias: str
-    source: str  # local | lm_eval
-    kind: str | None  # multiple_choice | generate (local tasks)
-    metric: str
-    lm_eval_names: dict  # lang -> lm-eval task name
-    eval_files: dict = field(default_factory=dict)  # lang -> held-out jsonl (local tasks)
-    num_fewshot: int = 0
-    limit: int | None = None
-    mirrors: dict = field(default_factory=dict)  # hub dataset id -> local mirror directory (maple.hub.task_sources)
-    max_gen_toks: int = 24  # local generate tasks
-    dataset_revisions: dict = field(default_factory=dict)  # hub dataset id -> pinned commit (maple.hub.pins)
 
 
 def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = 24) -> dict:
@@ -118,7 +101,7 @@ def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = 
     return config
 
 
-def write_local_tasks(task: TaskRun, prompt_format: str, tokenizer, out_dir: Path) -> None:
+def write_local_tasks(task: Task, prompt_format: str, tokenizer, out_dir: Path) -> None:
     """Render the prompts with the model's format and write one task YAML per language into out_dir."""
     for lang, source_file in task.eval_files.items():
         records = read_jsonl(source_file)
@@ -161,7 +144,7 @@ def per_example_values(samples: list[dict], metric: str) -> list[dict]:
     return [{"doc_id": s["doc_id"], "value": float(s[metric])} for s in samples if metric in s]
 
 
-def run_lm_eval(lm, tokenizer, task: TaskRun, languages, prompt_format: str, seed: int) -> dict:
+def run_lm_eval(lm, tokenizer, task: Task, languages, prompt_format: str, seed: int) -> dict:
     """lm-eval's results (with samples) for the task's languages, in one simple_evaluate call."""
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -196,7 +179,7 @@ def run_lm_eval(lm, tokenizer, task: TaskRun, languages, prompt_format: str, see
         )
 
 
-def score_of(results: dict, task: TaskRun, lang: str, job_provenance: dict, samples_file: str | None):
+def score_of(results: dict, task: Task, lang: str, job_provenance: dict, samples_file: str | None):
     """(score record, lm-eval's samples) of one language from lm-eval's results; the samples are taken out of them."""
     name = task.lm_eval_names[lang]
     task_results = results["results"][name]
@@ -251,7 +234,7 @@ def evaluate_variant(
     base_source: str,
     adapter_dir: str | None,
     bits: int,
-    task: TaskRun,
+    task: Task,
     score_files: dict,
     prompt_format: str = "plain",
     revision: str = "main",

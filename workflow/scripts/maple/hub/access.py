@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 from maple.hub.cache import PREFETCHED_VARIABLE, HubAccessError, prefetch_hint, snapshot_dir
+from maple.hub.errors import hub_error_kind
 
 LOCAL_DATA_SUFFIXES = {
     ".json": "json",
@@ -62,14 +63,6 @@ def offline_mode() -> bool:
     )
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen = []
-    while exc is not None and exc not in seen and len(seen) < 10:
-        seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return seen
-
-
 def _hub_error_types() -> tuple[type, ...]:
     types: list[type] = [OSError]  # transformers and datasets report missing / unreachable sources as OSError
     try:
@@ -100,41 +93,23 @@ def _hub_error_types() -> tuple[type, ...]:
     return tuple(types)
 
 
+REASONS = {
+    "gated": "the repository is gated or private and no accepted token was sent",
+    "revision": "the requested revision does not exist",
+    "offline": "it is not in the local HF cache and offline mode is on",
+    "unreachable": "it is not in the local HF cache and the Hugging Face hub is unreachable",
+    "missing": "no such repository on the Hugging Face hub",
+    "invalid": "it is neither an existing local path nor a valid hub id",
+}
+
+
 def _reason(exc: BaseException, source: str) -> str:
-    chain = _chain(exc)
-    names = {type(e).__name__ for e in chain}
-    text = " ".join(str(e) for e in chain).lower()
+    """Why a source could not be had, on one line."""
     if looks_like_local_path(source) and not is_local(source):
         return "the local path does not exist"
-    if "GatedRepoError" in names or re.search(r"\bgated\b|\b40[13]\b|unauthorized|forbidden", text):
-        return "the repository is gated or private and no accepted token was sent"
-    if "RevisionNotFoundError" in names:
-        return "the requested revision does not exist"
-    unreachable = bool({"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError"} & names) or any(
-        marker in text
-        for marker in (
-            "couldn't connect",
-            "couldn't reach",
-            "name or service not known",
-            "connection error",
-            "failed to establish",
-        )
-    )
-    if unreachable and ("OfflineModeIsEnabled" in names or offline_mode()):
-        return "it is not in the local HF cache and offline mode is on"
-    if unreachable:
-        return "it is not in the local HF cache and the Hugging Face hub is unreachable"
-    if (
-        "RepositoryNotFoundError" in names
-        or "DatasetNotFoundError" in names
-        or " 404" in text
-        or "not a valid model identifier" in text
-        or "does not exist" in text
-        or "doesn't exist" in text
-    ):
-        return "no such repository on the Hugging Face hub"
-    if "HFValidationError" in names:
-        return "it is neither an existing local path nor a valid hub id"
+    kind = hub_error_kind(exc, offline=offline_mode())
+    if kind:
+        return REASONS[kind]
     first = " ".join(str(exc).split())
     return (first[:200] + "...") if len(first) > 200 else (first or type(exc).__name__)
 

@@ -154,7 +154,7 @@ def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list
             problems.append(f"{label}: no such lm-eval task (built in or in workflow/resources/lm_eval_tasks)")
             continue
         try:
-            cfg = plain_config(files[t["name"]], lm_eval_dir)
+            cfg = plain_config(files[t["name"]])
         except (TaskSourceError, OSError, ValueError) as error:
             problems.append(f"{label}: its task YAML does not resolve: {_first_line(error)}")
             continue

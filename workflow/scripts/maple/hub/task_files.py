@@ -1,6 +1,6 @@
-"""lm-eval task files as planning reads them: a YAML read without running its functions, its includes merged
-(`lm_eval:<path>` ones from lm-eval's own task directory, found without importing lm_eval), the shipped tasks and
-lm-eval's built-in ones indexed by name."""
+"""lm-eval task files as planning reads them: a YAML read without running its functions, its includes merged, the
+shipped tasks and lm-eval's built-in ones (its task directory found without importing lm_eval) indexed by name; and
+a task config written back as YAML, `!function`s kept."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 SHIPPED_TASKS_DIR = Path(__file__).resolve().parents[3] / "resources" / "lm_eval_tasks"  # workflow/resources
-LM_EVAL_INCLUDE = "lm_eval:"  # include: lm_eval:<path relative to lm_eval/tasks>
+FUNCTION_TAG = "!function "  # how read_task_yaml keeps a `!function utils.x` value: the string "!function utils.x"
 
 
 class TaskSourceError(ValueError):
@@ -33,7 +33,27 @@ class _TolerantLoader(yaml.SafeLoader):
     """safe_load that reads lm-eval's `!function x.y` as the string "!function x.y" (for indexing only)."""
 
 
-_TolerantLoader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
+_TolerantLoader.add_constructor("!function", lambda loader, node: FUNCTION_TAG + loader.construct_scalar(node))
+
+
+class _TaskDumper(yaml.SafeDumper):
+    """safe_dump that writes read_task_yaml's "!function x.y" strings back as `!function x.y` and text with line
+    breaks double-quoted (its \\n kept visible, as lm-eval's own task files write prompts)."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str):
+    if value.startswith(FUNCTION_TAG):
+        return dumper.represent_scalar("!function", value[len(FUNCTION_TAG) :])
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if "\n" in value else None)
+
+
+_TaskDumper.add_representer(str, _represent_str)
+
+
+def task_yaml_text(cfg: dict) -> str:
+    """A task config as YAML that lm-eval reads back to the same config (keys in their order)."""
+    text = yaml.dump(cfg, Dumper=_TaskDumper, sort_keys=False, allow_unicode=True, width=120)
+    return re.sub(r"!function '([\w.]+)'", r"!function \1", text)  # the emitter quotes a tagged scalar
 
 
 def read_task_yaml(path: str | os.PathLike) -> dict:
@@ -54,13 +74,9 @@ def shipped_task_files(shipped_dir: str | os.PathLike) -> dict[str, Path]:
     return found
 
 
-def resolve_include(value: str, base_dir: str | os.PathLike, lm_eval_dir: str | os.PathLike) -> Path:
-    """An `include:` value as an absolute path: `lm_eval:<p>` under lm-eval's tasks directory, else relative to the
-    including file's directory."""
-    if value.startswith(LM_EVAL_INCLUDE):
-        path = Path(lm_eval_dir) / value[len(LM_EVAL_INCLUDE) :]
-    else:
-        path = Path(value) if Path(value).is_absolute() else Path(base_dir) / value
+def resolve_include(value: str, base_dir: str | os.PathLike) -> Path:
+    """An `include:` value as an absolute path: relative ones against the including file's directory."""
+    path = Path(value) if Path(value).is_absolute() else Path(base_dir) / value
     if not path.is_file():
         raise TaskSourceError(f"include {value!r}: no file {path}")
     return path.resolve()
@@ -85,9 +101,9 @@ def _builtin_index(lm_eval_dir: str) -> dict[str, Path]:
     return found
 
 
-def plain_config(path: str | os.PathLike, lm_eval_dir: str | os.PathLike, _depth: int = 0) -> dict:
-    """A task YAML merged with its includes (`lm_eval:` ones too) without importing lm-eval, `!function` values
-    kept as strings: enough to tell where a task's data comes from when planning."""
+def plain_config(path: str | os.PathLike, _depth: int = 0) -> dict:
+    """A task YAML merged with its includes without importing lm-eval, `!function` values kept as strings: enough
+    to tell where a task's data comes from when planning, and what write_wrappers writes out."""
     if _depth > 10:
         raise TaskSourceError(f"{path}: includes nested too deep")
     path = Path(path)
@@ -95,7 +111,7 @@ def plain_config(path: str | os.PathLike, lm_eval_dir: str | os.PathLike, _depth
     includes = raw.pop("include", None) or []
     merged: dict = {}
     for include in [includes] if isinstance(includes, str) else includes:
-        inc = plain_config(resolve_include(include, path.parent, lm_eval_dir), lm_eval_dir, _depth + 1)
+        inc = plain_config(resolve_include(include, path.parent), _depth + 1)
         inc.pop("task_list", None)
         merged.update(inc)
     merged.update(raw)
@@ -107,15 +123,3 @@ def merged_config(path: str | os.PathLike) -> dict:
     from lm_eval.tasks._yaml_loader import load_yaml
 
     return load_yaml(path, resolve_func=False, recursive=True)
-
-
-def resolved_config(path: str | os.PathLike, lm_eval_dir: str | os.PathLike) -> dict:
-    """A task YAML (shipped or lm-eval's) merged with its includes, `lm_eval:` ones too (functions unresolved)."""
-    path = Path(path)
-    raw = read_task_yaml(path)
-    include = raw.get("include")
-    if not (isinstance(include, str) and include.startswith(LM_EVAL_INCLUDE)):
-        return merged_config(path)
-    base = merged_config(resolve_include(include, path.parent, lm_eval_dir))
-    base.pop("task_list", None)
-    return {**base, **{k: v for k, v in raw.items() if k != "include"}}

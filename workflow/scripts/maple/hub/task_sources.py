@@ -1,6 +1,7 @@
 """Where the data of each lm-eval task and hub dataset comes from: the hub's parquet conversion (script-free, read
 through explicit data files: `parquet_source`) or a local mirror (`dataset_mirrors`: `mirror_source`,
-`mirror_data_spec`); shipped task YAMLs that wrap lm-eval's own tasks, staged per job with absolute includes
+`mirror_data_spec`); the shipped task YAMLs, self-contained copies of lm-eval's own tasks that read the parquet
+conversion (`write_wrappers` writes them), staged per job with the data pointed at a mirror or a pinned commit
 (`stage_tasks`, `task_manager`). docs/task-data.md, "Where task data comes from", says why."""
 
 from __future__ import annotations
@@ -11,22 +12,21 @@ from pathlib import Path
 import yaml
 
 from maple.hub.task_files import (
-    LM_EVAL_INCLUDE,
+    FUNCTION_TAG,
     TaskSourceError,
     builtin_task_files,
     lm_eval_tasks_dir,
     merged_config,
     plain_config,
-    read_task_yaml,
-    resolve_include,
     shipped_task_files,
+    task_yaml_text,
 )
 
 PARQUET_REVISION = "refs/convert/parquet"
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 DEFAULT_CONFIG = "default"  # the parquet conversion's config directory for a dataset without configs
 
-# Hub datasets of the study whose default branch holds a loading script (issue 13; lm-eval issue #3171), and those
+# Hub datasets of the study whose default branch holds a loading script (lm-eval issue #3171: datasets 4 no longer runs loading scripts), and those
 # that hold plain data files. Tests check that no task of the study reads the former other than through the parquet
 # conversion (or a mirror).
 SCRIPT_DATASETS = frozenset({"csebuetnlp/xlsum", "facebook/mlqa", "juletxara/xstory_cloze", "MBZUAI/Bactrian-X"})
@@ -150,7 +150,7 @@ def task_datasets(names, *, shipped_dir: str | os.PathLike, lm_eval_dir: str | o
     """Task name -> the dataset_path it reads, for the shipped and built-in tasks found among names."""
     shipped = shipped_task_files(shipped_dir)
     files = {**builtin_task_files([n for n in names if n not in shipped], lm_eval_dir), **shipped}
-    return {n: plain_config(files[n], lm_eval_dir).get("dataset_path") for n in names if n in files}
+    return {n: plain_config(files[n]).get("dataset_path") for n in names if n in files}
 
 
 def task_mirrors(names, mirrors: dict | None, *, shipped_dir, lm_eval_dir) -> dict[str, str]:
@@ -184,10 +184,10 @@ def stage_tasks(
     revisions: dict | None = None,
     snapshots: dict | None = None,
 ) -> dict[str, Path]:
-    """Write out_dir/<name>.yaml for each requested task that is shipped or reads a mirrored or pinned dataset,
-    loadable by lm-eval from there: includes made absolute, the data source pointed at the mirror where there is
-    one, else at the pinned commit (pinned_overrides). Returns name -> staged file. Other tasks are left to
-    lm-eval's own index."""
+    """Write out_dir/<name>.yaml for each requested task that is shipped or reads a mirrored or pinned dataset: a
+    file that includes the task's own (absolute path: lm-eval resolves its `!function`s beside it) and points its
+    data at the mirror where there is one, else at the pinned commit (pinned_overrides). Returns name -> staged
+    file. Other tasks are left to lm-eval's own index."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(dict.fromkeys(names))
@@ -195,21 +195,10 @@ def stage_tasks(
     builtin = builtin_task_files([n for n in names if n not in shipped], lm_eval_dir) if mirrors or revisions else {}
     staged: dict[str, Path] = {}
     for name in names:
-        if name in shipped:
-            source = shipped[name]
-            raw = read_task_yaml(source)
-            include = raw.get("include")
-            if isinstance(include, str) and include.startswith(LM_EVAL_INCLUDE):
-                # A data-source override of lm-eval's own task: copy it with the include made absolute.
-                if any(isinstance(v, str) and v.startswith("!function ") for v in raw.values()):
-                    raise TaskSourceError(f"{source}: a file that includes lm_eval:... may not hold !function")
-                cfg = {**raw, "include": str(resolve_include(include, source.parent, lm_eval_dir))}
-            else:
-                cfg = {"include": str(source.resolve()), "task": name}
-        elif name in builtin:
-            cfg = {"include": str(builtin[name]), "task": name}
-        else:
+        source = shipped.get(name) or builtin.get(name)
+        if source is None:
             continue
+        cfg = {"include": str(Path(source).resolve()), "task": name}
         path = out_dir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
         merged = merged_config(path)
@@ -258,22 +247,38 @@ def task_manager(
 
 
 def write_wrappers(family: str, pattern: str, out_dir: str | os.PathLike, prefix: str = "maple_") -> list[Path]:
-    """For each of lm-eval's `family/pattern` task files, a `<prefix><task>.yaml` in out_dir that includes it and
-    reads its config from the hub's parquet conversion (parquet_source); what each task directory's
-    _generate_configs.py runs. The task list and split names are read from the installed lm-eval."""
-    written = []
-    for path in sorted((lm_eval_tasks_dir() / family).glob(pattern)):
-        cfg = merged_config(path)
+    """For each of lm-eval's `family/pattern` task files, a self-contained `<prefix><task>.yaml` in out_dir: the
+    task merged with its includes, renamed and tagged, reading its config from the hub's parquet conversion
+    (parquet_source); each Python module its `!function`s name is copied beside it, where lm-eval looks for it. What
+    each task directory's _generate_configs.py runs, from the installed lm-eval."""
+    import lm_eval
+
+    family_dir = lm_eval_tasks_dir() / family
+    written, modules = [], set()
+    for path in sorted(family_dir.glob(pattern)):
+        cfg = plain_config(path)
         assert cfg["dataset_path"] in SCRIPT_DATASETS, cfg["dataset_path"]
-        body = {
-            "include": f"{LM_EVAL_INCLUDE}{family}/{path.name}",
-            "task": prefix + cfg["task"],
-            "tag": prefix + family,
-            **parquet_source(cfg),
-        }
-        out = Path(out_dir) / f"{prefix}{cfg['task']}.yaml"
+        task = prefix + cfg["task"]
+        body = {"task": task, "tag": prefix + family, "dataset_path": cfg["dataset_path"], **parquet_source(cfg)}
+        body.update({k: v for k, v in cfg.items() if k not in body and k not in ("group", "task_list")})
+        modules.update(
+            v[len(FUNCTION_TAG) :].rsplit(".", 1)[0] for v in body.values() if str(v).startswith(FUNCTION_TAG)
+        )
+        out = Path(out_dir) / f"{task}.yaml"
         out.write_text(
-            "# Generated by _generate_configs.py\n" + yaml.safe_dump(body, sort_keys=False), encoding="utf-8"
+            f"# Generated by _generate_configs.py from lm-eval {lm_eval.__version__}'s {family}/{path.name}\n"
+            + task_yaml_text(body),
+            encoding="utf-8",
+        )
+        written.append(out)
+    for module in sorted(modules):
+        relative = Path(*module.split(".")).with_suffix(".py")
+        out = Path(out_dir) / relative
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            f"# Copied by _generate_configs.py from lm-eval {lm_eval.__version__}'s {family}/{relative}\n"
+            + (family_dir / relative).read_text(encoding="utf-8"),
+            encoding="utf-8",
         )
         written.append(out)
     return written

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # no display on clusters and CI
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from maple.report.labels import label_points  # noqa: E402
 from maple.report.style import (  # noqa: E402
     BITS_NAMES,
     DIVERGING_CMAP,
@@ -177,6 +178,7 @@ def english_retention(table: pd.DataFrame, model: str, english: str = "en"):
     datasets = sorted(rows["data"].dropna().unique())
     data_marker = _style_by(datasets, ["o", "s", "^", "D"])
     fig, axes = _panels(len(tasks), width=4.6, height=4.2)
+    labelled = []  # (panel, points, variants) named once the layout is final (maple.report.labels)
     for ax, task in zip(axes, sorted(tasks)):
         cell = rows[rows["task"] == task]
         eng = cell[cell["lang"] == english].groupby("variant")["delta_vs_base"].mean()
@@ -194,8 +196,9 @@ def english_retention(table: pd.DataFrame, model: str, english: str = "en"):
                 zorder=3,
                 label=label,
             )
-        for variant, p in points.iterrows() if len(points) <= MAX_ANNOTATED else ():
-            ax.annotate(variant, (p["others"], p["english"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        if len(points) <= MAX_ANNOTATED:
+            named = points.dropna()
+            labelled.append((ax, list(zip(named["others"], named["english"])), list(named.index)))
         span = float(np.nanmax(np.abs(points.to_numpy(dtype=float)))) if len(points) else 1.0
         span = (span or 1.0) * 1.2
         ax.plot([-span, span], [-span, span], color="grey", linestyle="--", linewidth=0.8, label="equal change")
@@ -209,6 +212,7 @@ def english_retention(table: pd.DataFrame, model: str, english: str = "en"):
         ax.set_title(f"{task} ({_metric(cell)})")
     fig.suptitle(f"{model}: English retention per variant (change vs the base model)")
     _figure_legend(fig, axes)
+    label_points(fig, labelled)
     return fig
 
 

@@ -36,7 +36,7 @@ def save_figure(fig, png: str, pdf: str | None = None, dpi: int = 130) -> None:
     plt.close(fig)
 
 
-# --- helpers -------------------------------------------------------------------------------------------------------
+# --- table look-ups ---------------------------------------------------------------------------------------------------
 
 
 def _rows(table: pd.DataFrame, model: str) -> pd.DataFrame:

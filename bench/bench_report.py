@@ -9,7 +9,7 @@ two runs:
   {"benchmark": ..., "schema": 1, "created": ISO time, "command": [...], "settings": {...},
    "machine": {...}, "versions": {...}, "git": {"commit", "dirty"}, ...the benchmark's own figures}
 
-  .venv/bin/python bench/results.py OLD.json NEW.json   # the medians of two runs of one benchmark, side by side
+  .venv/bin/python bench/bench_report.py OLD.json NEW.json   # the medians of two runs of one benchmark, side by side
 """
 
 from __future__ import annotations
