@@ -58,15 +58,18 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run([*GIT, *args], cwd=repo, check=True, capture_output=True, text=True, timeout=60).stdout
 
 
-def commit_files(repo: Path, files: dict[str, bytes | str | Path], message: str, *, orphan: str | None = None) -> str:
+def commit_files(
+    repo: Path, files: dict[str, bytes | str | Path], message: str, *, orphan: str | None = None, keep: bool = False
+) -> str:
     """Commit exactly `files` (path in the repo -> content, or a file to copy) on the current branch, or on a new
-    branch with no history (orphan); returns the commit."""
+    branch with no history (orphan); keep: `files` change the work tree rather than replace it. Returns the commit."""
     repo.mkdir(parents=True, exist_ok=True)
     if not (repo / ".git").exists():
         git(repo, "init", "-q", ".")
     if orphan:
         git(repo, "checkout", "-q", "--orphan", orphan)
-    git(repo, "rm", "-rqf", "--ignore-unmatch", ".")
+    if not keep:
+        git(repo, "rm", "-rqf", "--ignore-unmatch", ".")
     for name, content in files.items():
         target = repo / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +93,11 @@ def move_to_ref(repo: Path, ref: str, branch: str = "main") -> str:
 
 
 def directory_files(directory: Path) -> dict[str, Path]:
-    return {str(p.relative_to(directory)): p for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(directory).parts
+    }
 
 
 def parquet_bytes(rows: list[dict]) -> bytes:

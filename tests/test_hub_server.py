@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_snakemake, small_config, write_config
-from hub_server import OFFLINE_VARIABLES, OlahServer, build_mirror, hub_env, olah_cli, run_here
+from conftest import DUMMY_HF_TOKEN, planned_jobs, run_snakemake, small_config, write_config
+from hub_server import (
+    OFFLINE_VARIABLES,
+    OlahServer,
+    build_mirror,
+    commit_files,
+    hub_env,
+    olah_cli,
+    run_here,
+)
 
 
 def _require_olah() -> None:
@@ -157,39 +166,60 @@ def test_prefetch_through_a_hub_server_then_loads_offline(hub_server, hub_mirror
     assert data.num_rows == 3 and data[0]["output"] == "0."
 
 
-def e2e_config() -> dict:
+def study_config() -> dict:
+    """One hub model, the template data, one task on a hub dataset at refs/convert/parquet; hub.prefetch on."""
     config = small_config()
     config["models"] = {"hub": {"hub_id": "org/tiny-hub"}}
     config["finetune"]["bits"] = [16]
     config["finetune"]["oom_retries"] = 0
     config["languages"]["sw"]["codes"] = {"xsc": "sw"}
     config["evaluation"]["tasks"] = {
-        "demo_mc": {**config["evaluation"]["tasks"]["demo_mc"], "languages": ["en"]},
-        "xsc": {"source": "lm_eval", "lm_eval_task": "maple_xstorycloze_{code}", "languages": ["sw"]},
+        "xsc": {"source": "lm_eval", "lm_eval_task": "maple_xstorycloze_{code}", "languages": ["sw"]}
     }
     config["hub"] = {"prefetch": True}
     return config
 
 
+@pytest.fixture(scope="module")
+def hub_study(hub_mirror, tmp_path_factory):
+    """The study run end to end through its own server (over a copy of the mirrors, which a test changes): preflight
+    and prefetch with the server up, then the server stopped and the whole DAG run with HF_ENDPOINT still naming it.
+    Returns a dict of what the tests look at."""
+    root = tmp_path_factory.mktemp("hub-study")
+    mirrors = root / "mirrors"
+    shutil.copytree(hub_mirror[0], mirrors, symlinks=True)
+    server = OlahServer(mirrors, root / "olah")
+    workdir, hf_home = root / "work", root / "hf"
+    config = write_config(workdir, study_config())
+    with pytest.MonkeyPatch.context() as mp:
+        for name in OFFLINE_VARIABLES:
+            mp.delenv(name, raising=False)
+        mp.setenv("HF_ENDPOINT", server.endpoint)
+        mp.setenv("HF_HOME", str(hf_home))
+        try:
+            run_snakemake(workdir, "--cores", "2", "preflight", "prefetch", config=config, timeout=600)
+        finally:
+            server.stop()
+        requests = server.requests()
+        run_snakemake(workdir, "--cores", "2", "--resources", "gpu=1", config=config, timeout=900)
+    return {
+        "root": root,
+        "mirrors": mirrors,
+        "workdir": workdir,
+        "hf_home": hf_home,
+        "config": config,
+        "server": server,
+        "requests": requests,
+        "commits": hub_mirror[1],
+    }
+
+
 @pytest.mark.slow
-def test_study_through_a_hub_server_runs_offline_after_prefetch(hub_mirror, tmp_path, monkeypatch):
+def test_study_through_a_hub_server_runs_offline_after_prefetch(hub_study):
     """A hub model and a task at refs/convert/parquet, end to end: preflight pins both commits, prefetch fills the
     HF cache through the server; the server is then stopped, and every job after it (the GPU jobs with the hub
-    offline) runs and every score lands. HF_ENDPOINT still names the stopped server: a request would fail."""
-    mirrors, commits = hub_mirror
-    server = OlahServer(mirrors, tmp_path / "olah")
-    workdir, hf_home = tmp_path / "work", tmp_path / "hf"
-    config = write_config(workdir, e2e_config())
-    for name in OFFLINE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("HF_HOME", str(hf_home))
-    try:
-        run_snakemake(workdir, "--cores", "2", "preflight", "prefetch", config=config, timeout=600)
-    finally:
-        server.stop()
-    requests = server.requests()
-
+    offline) runs and every score lands, each loading the pinned commits."""
+    workdir, hf_home, commits, requests = (hub_study[k] for k in ("workdir", "hf_home", "commits", "requests"))
     pins = json.loads((workdir / "results" / "preflight" / "pins.json").read_text())
     model_commit = pins["models"]["org/tiny-hub@main"]["commit"]
     task = pins["datasets"]["juletxara/xstory_cloze@refs/convert/parquet"]
@@ -205,19 +235,78 @@ def test_study_through_a_hub_server_runs_offline_after_prefetch(hub_mirror, tmp_
     assert any(p.startswith(f"/org/tiny-hub/resolve/{model_commit}/") for p in downloads), requests
     assert any(p.startswith(f"/datasets/juletxara/xstory_cloze/resolve/{task['commit']}/") for p in downloads)
     assert [p for _, p, _ in requests if "refs%2F" in p or "/revision/refs/" in p] == []
+    assert hub_study["server"].requests() == requests  # down since prefetch: no job could reach it
 
-    run_snakemake(workdir, "--cores", "2", "--resources", "gpu=1", config=config, timeout=900)
-    assert server.requests() == requests  # the server was down: nothing after prefetch could reach it
+    metrics = json.loads(
+        (workdir / "results" / "adapters" / "hub" / "demo" / "r4-q16" / "train_metrics.json").read_text()
+    )
+    assert metrics["params"]["revision"] == model_commit
     for variant in ("base", "demo-r4-q16"):
-        for task_dir, lang in (("demo_mc", "en"), ("xsc", "sw")):
-            score = json.loads(
-                (workdir / "results" / "scores" / "hub" / variant / task_dir / f"{lang}.json").read_text()
-            )
-            assert score["provenance"]["model_revision"] == model_commit
-    finetune_log = (workdir / "logs" / "finetune" / "hub" / "demo" / "r4-q16.log").read_text()
-    assert "[maple] hub offline (hub.prefetch): HF_HUB_OFFLINE=1" in finetune_log
-    staged = "\n".join(p.read_text() for p in (workdir / "results").rglob("maple_xstorycloze_sw.yaml"))
-    assert not staged or str(task_snapshot) in staged or task["commit"] in staged
+        score = json.loads((workdir / "results" / "scores" / "hub" / variant / "xsc" / "sw.json").read_text())
+        provenance = score["provenance"]
+        assert provenance["model_revision"] == model_commit
+        # loaded offline from the HF cache, whose only snapshot of the model is that commit's
+        assert provenance["model_fingerprint"] == {"kind": "hub_commit", "value": model_commit}
+        assert provenance["dataset_revisions"] == {"juletxara/xstory_cloze": task["commit"]}
+    for log in (
+        workdir / "logs" / "finetune" / "hub" / "demo" / "r4-q16.log",
+        workdir / "logs" / "evaluate" / "hub" / "base" / "xsc.log",
+    ):
+        text = log.read_text()
+        assert "[maple] hub offline (hub.prefetch): HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1" in text, text[:2000]
+
+
+@pytest.mark.slow
+def test_new_commit_on_the_server_reruns_that_model_only(hub_study):
+    """Preflight again with the commits unchanged: nothing to do. The model moves on to a new commit on the server:
+    preflight pins it, prefetch fetches it, and only that model's jobs are planned; without its snapshot a job fails
+    at once naming prefetch."""
+    workdir, config, mirrors, hf_home = (hub_study[k] for k in ("workdir", "config", "mirrors", "hf_home"))
+    server = OlahServer(mirrors, hub_study["root"] / "olah-again")
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name in OFFLINE_VARIABLES:
+                mp.delenv(name, raising=False)
+            mp.setenv("HF_ENDPOINT", server.endpoint)
+            mp.setenv("HF_HOME", str(hf_home))
+            run_snakemake(workdir, "--cores", "1", "preflight", "--forcerun", "preflight", config=config)
+            assert planned_jobs(workdir, config=config) == {}
+            model = mirrors / "models" / "org" / "tiny-hub"
+            new_commit = commit_files(model, {"README.md": "# tiny, updated\n"}, "an update", keep=True)
+            run_snakemake(workdir, "--cores", "1", "preflight", "prefetch", "--forcerun", "preflight", config=config)
+            pins = json.loads((workdir / "results" / "preflight" / "pins.json").read_text())
+            assert pins["models"]["org/tiny-hub@main"]["commit"] == new_commit
+            assert planned_jobs(workdir, config=config) == {
+                "finetune": 1,
+                "evaluate_xsc": 2,
+                "aggregate": 1,
+                "summarize": 1,
+                "plot": 1,
+                "all": 1,
+            }
+    finally:
+        server.stop()
+    # a job that would need the network (the new commit's snapshot gone from the cache) fails naming prefetch
+    shutil.rmtree(hf_home / "hub" / "models--org--tiny-hub")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(hf_home))
+        mp.setenv("HF_ENDPOINT", server.endpoint)
+        result = run_snakemake(
+            workdir,
+            "--cores",
+            "1",
+            "results/adapters/hub/demo/r4-q16",
+            "--resources",
+            "gpu=1",
+            config=config,
+            check=False,
+        )
+    assert result.returncode != 0
+    log = (workdir / "logs" / "finetune" / "hub" / "demo" / "r4-q16.log").read_text() + result.stdout + result.stderr
+    assert "this job runs with the hub offline (hub.prefetch: true): run `snakemake preflight prefetch" in log, log[
+        -3000:
+    ]
+    assert DUMMY_HF_TOKEN not in log
 
 
 @pytest.mark.slow

@@ -64,3 +64,10 @@ def model_files_problem(key: str, directory) -> str | None:
     if not missing:
         return None
     return f"{key}: the model directory {str(directory)!r} is incomplete: missing {'; '.join(missing)}"
+
+
+def require_model_files(key: str, directory) -> None:
+    """For a rule that makes a model: its output directory must hold a whole model (else RuntimeError, one line)."""
+    problem = model_files_problem(key, directory)
+    if problem:
+        raise RuntimeError(problem)

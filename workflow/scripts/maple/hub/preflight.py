@@ -219,13 +219,13 @@ def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | Non
     """Exists at its revision, no loading script at that commit, every config / split each need reads; pins it."""
     users = needs[0].label + (f" (and {len(needs) - 1} more)" if len(needs) > 1 else "")
     resolved = _resolved(api, repo, users, token, out)
+    if resolved is None:
+        return
+    commit = resolved.commit
     try:
-        commit = resolved and resolved.commit
-        files = commit and api.list_repo_files(repo.repo_id, repo_type="dataset", revision=commit, token=token or False)
+        files = api.list_repo_files(repo.repo_id, repo_type="dataset", revision=commit, token=token or False)
     except hub_failures() as error:
         out.problems.append(access_problem(error, users, repo, token, hub_name(api)))
-        return
-    if not resolved:
         return
     script = loading_script(repo.repo_id, files) if any(n.by_id for n in needs) else None
     if script:
