@@ -25,7 +25,7 @@ from hub_server import (
 
 def _require_olah() -> None:
     if olah_cli() is None:
-        message = "olah is not installed: bash envs/setup_olah_venv.sh (or set MAPLE_OLAH to an olah-cli)"
+        message = "olah is not installed: bash envs/setup_olah_venv.sh (envs/setup_venv.sh runs it; or set MAPLE_OLAH)"
         if os.environ.get("CI"):
             pytest.fail(message)  # CI installs it (.ci/run): a missing server must not pass as a skip
         pytest.skip(message)
