@@ -95,9 +95,10 @@ def test_gated_repo_on_a_server_without_auth_check_is_a_warning_naming_it(monkey
 
     for name in OFFLINE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
 
     class NoAuthCheck(StandInHubApi):
+        endpoint = "http://127.0.0.1:9"  # as HfApi.endpoint (HF_ENDPOINT, read by huggingface_hub at import)
+
         def auth_check(self, repo_id, **kwargs):
             self.calls.append(("auth_check", repo_id, None))
             url = f"http://127.0.0.1:9/api/models/{repo_id}/auth-check"
