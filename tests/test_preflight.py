@@ -1,18 +1,19 @@
 """Preflight, pinned revisions and prefetch (docs/gpus-slurm-offline.md, "Preflight", "Pinned hub revisions", "Compute
 nodes without internet"), against a stand-in for the hub at the workflow's one seam (maple.hub.api: MAPLE_HUB_API names
-tests/hub_standin.py). The checks, the pins, the HF cache and the loaders that read it are the real code; no test
-reaches the network (HF_ENDPOINT points at a closed local port in the runs that switch the hub on)."""
+tests/hub_standin.py), for what a hub server on loopback cannot serve: gated repositories, tokens, a model_info
+safetensors block. tests/test_hub_server.py runs the same checks, pins, prefetch and offline jobs against a real
+server (olah) through the real HfApi. The checks, the pins, the HF cache and the loaders that read it are the real
+code; no test reaches the network (HF_ENDPOINT points at a closed local port in the runs that switch the hub on)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import DUMMY_HF_TOKEN, REPO, planned_jobs, run_snakemake, small_config, write_config
+from conftest import DUMMY_HF_TOKEN, REPO, run_snakemake, small_config, write_config
 from hub_standin import SPEC_VARIABLE, StandInHubApi
 
 STANDIN = f"{REPO / 'tests' / 'hub_standin.py'}:StandInHubApi"
@@ -83,6 +84,66 @@ def test_pins_and_memory_estimates(monkeypatch):
     assert len(outcome.problems) == 1, outcome.problems
     assert re.match(r"models\.big at 16 bits needs at least 1\d\.\d GiB .*more than the 10 GiB", outcome.problems[0])
     assert any(line.startswith("mem  models.big at 4 bits") for line in outcome.report)
+
+
+def test_gated_repo_on_a_server_without_auth_check_is_a_warning_naming_it(monkeypatch):
+    """A gated model on an endpoint that does not answer auth_check (a site mirror): a warning naming the endpoint,
+    not "does not exist"; a non-gated model is never asked about."""
+    from hub_standin import _error
+    from huggingface_hub.errors import RepositoryNotFoundError
+    from maple.hub.preflight import run_preflight
+
+    for name in OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+    class NoAuthCheck(StandInHubApi):
+        endpoint = "http://127.0.0.1:9"  # as HfApi.endpoint (HF_ENDPOINT, read by huggingface_hub at import)
+
+        def auth_check(self, repo_id, **kwargs):
+            self.calls.append(("auth_check", repo_id, None))
+            url = f"http://127.0.0.1:9/api/models/{repo_id}/auth-check"
+            raise _error(RepositoryNotFoundError, f"404 Client Error. Repository Not Found for url: {url}", url, 404)
+
+    hub = NoAuthCheck(
+        {
+            "models": {
+                "org/gated": {"revisions": {"main": sha("g")}, "gated": "manual", "parameters": 10},
+                "org/open": {"revisions": {"main": sha("o")}, "parameters": 10},
+            }
+        }
+    )
+    config = {**small_config(), "models": {"g": {"hub_id": "org/gated"}, "o": {"hub_id": "org/open"}}}
+    outcome = run_preflight(plan_of(config), shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir(), api_factory=lambda: hub)
+    assert outcome.problems == []
+    warnings = [line for line in outcome.report if line.startswith("warn ")]
+    assert len(warnings) == 1 and warnings[0].startswith("warn models.g: model 'org/gated': gated (manual), and ")
+    assert "http://127.0.0.1:9 does not answer auth_check (HTTP 404)" in warnings[0]
+    assert [c for c in hub.calls if c[0] == "auth_check"] == [("auth_check", "org/gated", None)]
+    assert outcome.pins["models"]["org/gated@main"]["commit"] == sha("g")
+
+
+def test_parameter_count_estimated_from_config_and_model_directories_checked(tmp_path):
+    """config.json's estimate of a tiny Llama against the exact count of its safetensors headers; the files a model
+    directory must hold (a sharded index's shards among them)."""
+    from maple.hub.memory import config_parameter_count, local_parameter_count
+    from maple.hub.model_files import missing_model_files
+    from tiny_models import build_tiny_llama
+
+    built = Path(build_tiny_llama(tmp_path / "tiny", seed=0))
+    exact, source = local_parameter_count(str(built))
+    assert source == "safetensors headers"
+    assert config_parameter_count(json.loads((built / "config.json").read_text())) == pytest.approx(exact, rel=0.01)
+    assert missing_model_files(built) == []
+    (built / "model.safetensors").rename(built / "model-00001-of-00002.safetensors")
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (built / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert missing_model_files(built) == [
+        "1 of the 2 shards model.safetensors.index.json names (model-00002-of-00002.safetensors)"
+    ]
+    (built / "model-00001-of-00002.safetensors").rename(built / "model-00002-of-00002.safetensors")
+    (built / "model-00001-of-00002.safetensors").write_bytes(b"")
+    assert missing_model_files(built) == []
+    assert local_parameter_count(str(built))[1] == "config.json, estimated"  # unreadable headers: the config's
 
 
 def test_prefetched_snapshot_is_found_offline_or_names_prefetch(tmp_path, monkeypatch):
@@ -225,119 +286,6 @@ def test_preflight_reports_every_problem_in_one_run_and_no_job_starts(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "models.gated: model 'org/gated' is gated and no hub token is set (HF_TOKEN missing" in output
-
-
-def tiny_hub(tmp_path: Path, commit_b: str) -> dict:
-    """Two hub models, org/tiny-a and org/tiny-b, served from one tiny Llama built here."""
-    from tiny_models import build_tiny_llama
-
-    files = tmp_path / "tiny-llama"
-    if not files.exists():
-        build_tiny_llama(files, seed=0)
-    return {
-        "token": DUMMY_HF_TOKEN,
-        "models": {
-            "org/tiny-a": {"revisions": {"main": sha("a1")}, "dirs": {sha("a1"): str(files)}},
-            "org/tiny-b": {"revisions": {"main": commit_b}, "dirs": {commit_b: str(files)}},
-        },
-    }
-
-
-def hub_config() -> dict:
-    config = small_config()
-    config["models"] = {"a": {"hub_id": "org/tiny-a"}, "b": {"hub_id": "org/tiny-b"}}
-    config["finetune"]["bits"] = [16]
-    config["finetune"]["oom_retries"] = 0
-    config["evaluation"]["tasks"] = {"demo_mc": {**config["evaluation"]["tasks"]["demo_mc"], "languages": ["en", "de"]}}
-    return config
-
-
-@pytest.fixture(scope="module")
-def hub_run(tmp_path_factory):
-    """The hub study run end to end: preflight pins, prefetch fills a temporary HF_HOME, the jobs run offline."""
-    root = tmp_path_factory.mktemp("hub")
-    workdir = root / "work"
-    config = write_config(workdir, hub_config())
-    env = hub_env(tiny_hub(root, sha("b1")), workdir, root / "hf")
-    with_env(env, run_snakemake, workdir, "--cores", "2", "--resources", "gpu=1", config=config)
-    return root, workdir, config, env
-
-
-@pytest.mark.slow
-def test_pinned_commit_reaches_jobs_and_provenance(hub_run):
-    _root, workdir, _config, _env = hub_run
-    pins = json.loads((workdir / "results" / "preflight" / "pins.json").read_text())
-    assert {key: entry["commit"] for key, entry in pins["models"].items()} == {
-        "org/tiny-a@main": sha("a1"),
-        "org/tiny-b@main": sha("b1"),
-    }
-    prefetched = json.loads((workdir / "results" / "preflight" / "prefetched.json").read_text())
-    for name, commit in (("tiny-a", sha("a1")), ("tiny-b", sha("b1"))):
-        snapshots = _root / "hf" / "hub" / f"models--org--{name}" / "snapshots"
-        assert [p.name for p in snapshots.iterdir()] == [commit]
-    assert Path(prefetched["snapshots"]["model:org/tiny-a@main"]["path"]).name == sha("a1")
-    for model, commit in (("a", sha("a1")), ("b", sha("b1"))):
-        metrics = json.loads(
-            (workdir / "results" / "adapters" / model / "demo" / "r4-q16" / "train_metrics.json").read_text()
-        )
-        assert metrics["params"]["revision"] == commit
-        for variant in ("base", "demo-r4-q16"):
-            score = json.loads((workdir / "results" / "scores" / model / variant / "demo_mc" / "en.json").read_text())
-            assert score["provenance"]["model_revision"] == commit
-            # loaded offline from the HF cache, whose only snapshot of the model is that commit's
-            assert score["provenance"]["model_fingerprint"] == {"kind": "hub_commit", "value": commit}
-
-
-@pytest.mark.slow
-def test_gpu_jobs_run_with_the_hub_offline(hub_run):
-    _root, workdir, _config, _env = hub_run
-    for log in (
-        workdir / "logs" / "finetune" / "a" / "demo" / "r4-q16.log",
-        workdir / "logs" / "evaluate" / "b" / "base" / "demo_mc.log",
-    ):
-        text = log.read_text()
-        assert "[maple] hub offline (hub.prefetch): HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1" in text, text[:2000]
-
-
-@pytest.mark.slow
-def test_rerun_preflight_then_changed_commit_reruns_that_model_only(hub_run):
-    root, workdir, config, env = hub_run
-    # preflight again, commits unchanged: nothing to do
-    with_env(env, run_snakemake, workdir, "--cores", "1", "preflight", "--forcerun", "preflight", config=config)
-    assert with_env(env, planned_jobs, workdir, config=config) == {}
-
-    # org/tiny-b moves on to a new commit: preflight pins it, prefetch fetches it, and only b's jobs are planned
-    env = hub_env(tiny_hub(root, sha("b2")), workdir, root / "hf")
-    with_env(
-        env, run_snakemake, workdir, "--cores", "1", "preflight", "prefetch", "--forcerun", "preflight", config=config
-    )
-    planned = with_env(env, planned_jobs, workdir, config=config)
-    assert planned == {"finetune": 1, "evaluate_demo_mc": 2, "aggregate": 1, "summarize": 1, "plot": 2, "all": 1}
-    result = with_env(env, run_snakemake, workdir, "-n", config=config)
-    dry = result.stdout + result.stderr
-    blocks = [b for b in re.split(r"\n(?=(?:local)?rule \w+:)", dry) if re.match(r"(rule (finetune|evaluate_\w+)):", b)]
-    assert len(blocks) == 3 and all("model=b," in block for block in blocks), dry[-3000:]
-
-    # a job that would need the network (the new commit's snapshot gone from the cache) fails naming prefetch
-    shutil.rmtree(root / "hf" / "hub" / "models--org--tiny-b")
-    result = with_env(
-        env,
-        run_snakemake,
-        workdir,
-        "--cores",
-        "1",
-        "results/adapters/b/demo/r4-q16",  # after an option of one value: --configfile, --resources take several
-        "--resources",
-        "gpu=1",
-        config=config,
-        check=False,
-    )
-    assert result.returncode != 0
-    log = (workdir / "logs" / "finetune" / "b" / "demo" / "r4-q16.log").read_text() + result.stdout + result.stderr
-    assert "this job runs with the hub offline (hub.prefetch: true): run `snakemake preflight prefetch" in log, log[
-        -3000:
-    ]
-    assert DUMMY_HF_TOKEN not in log
 
 
 def test_prefetched_task_dataset_runs_offline_through_lm_eval(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 import json
 
 from maple.data.template import pretraining_corpus, question_answer_corpus
+from maple.hub.model_files import require_model_files
 from maple.runtime.jobs import logged_to, use_threads
 from maple.train.tiny_model import build_tiny_llama
 
@@ -35,4 +36,5 @@ if __name__ == "__main__":
             snakemake.params.seed,  # noqa: F821
             snakemake.params.spec,  # noqa: F821
         )
+        require_model_files(f"models.{snakemake.wildcards.model}", snakemake.output[0])  # noqa: F821
         print(json.dumps(history[-1:] if history else []))

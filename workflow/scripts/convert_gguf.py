@@ -2,6 +2,7 @@
 
 import json
 
+from maple.hub.model_files import require_model_files
 from maple.runtime.jobs import logged_to, use_threads
 from maple.train.gguf import convert_gguf
 
@@ -13,4 +14,5 @@ if __name__ == "__main__":
             snakemake.output[0],  # noqa: F821
             snakemake.params.gguf,  # noqa: F821
         )
+        require_model_files(f"models.{snakemake.wildcards.model}", snakemake.output[0])  # noqa: F821
         print(json.dumps(provenance))

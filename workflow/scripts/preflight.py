@@ -35,4 +35,9 @@ if __name__ == "__main__":
         head = f"preflight: {len(problems)} problem{'s' if len(problems) > 1 else ''} (log: {snakemake.log[0]}):"  # noqa: F821
         print("\n  ".join([head, *problems]), file=sys.stderr, flush=True)
         sys.exit(1)
+    # warnings (access not verifiable on this endpoint ...) on the console too: they stop nothing
+    report = Path(snakemake.output.report).read_text(encoding="utf-8").splitlines()  # noqa: F821
+    for line in report:
+        if line.startswith("warn "):
+            print(f"preflight: {line}", file=sys.stderr, flush=True)
     print(json.dumps({"preflight": "ok", "pins": snakemake.output.pins}))  # noqa: F821

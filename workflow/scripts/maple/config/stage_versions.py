@@ -12,6 +12,6 @@ STAGE_VERSIONS = {
     "aggregate": 1,
     "summarize": 1,
     "plot": 2,
-    "preflight": 1,
+    "preflight": 2,
     "prefetch": 1,
 }

@@ -3,10 +3,11 @@ at once, one line each naming the thing (docs/gpus-slurm-offline.md, "Preflight"
 
 `preflight_plan` (at planning, pure) lists what the study reads: hub models and datasets at their revisions, lm-eval
 tasks, local paths, model sizes at each bit-width. `run_preflight` checks it through the hub API seam
-(maple.hub.api): each hub model exists at its revision and the token in the environment can read it (gated or
-private named as such); each dataset exists at its revision, holds no loading script there and has the config and
-split every task language reads; every lm-eval task resolves; every local path exists; each model's estimated GPU
-memory at each bit-width against preflight.gpu_memory_gib where given. It returns the pins (maple.hub.pins), the report
+(maple.hub.api): each hub repository's revision resolved to a commit and its info read at that commit
+(maple.hub.revisions); each hub model readable with the token in the environment (gated or private named as such);
+each dataset holds no loading script at its commit and has the config and split every task language reads; every
+lm-eval task resolves; every local path exists, and a local model directory holds a whole model (maple.hub.model_files);
+each model's estimated GPU memory at each bit-width against preflight.gpu_memory_gib where given (maple.hub.memory). It returns the pins (maple.hub.pins), the report
 lines and the problems. Offline, a study that reads the hub fails with one line naming what could not be checked.
 """
 
@@ -17,8 +18,18 @@ import os
 from dataclasses import dataclass, field
 
 from maple.hub.access import looks_like_local_path, offline_mode
-from maple.hub.memory import local_parameter_count, memory_lines
+from maple.hub.memory import hub_parameter_count, local_parameter_count, memory_lines
+from maple.hub.model_files import model_files_problem
 from maple.hub.pins import HubRepo, data_spec_repos, is_hub_id, model_repo
+from maple.hub.revisions import (
+    access_problem,
+    access_warning,
+    first_line,
+    hub_failures,
+    hub_name,
+    parquet_files,
+    resolve,
+)
 from maple.hub.task_sources import (
     DEFAULT_CONFIG,
     PARQUET_REVISION,
@@ -30,6 +41,7 @@ from maple.hub.task_sources import (
 )
 
 LOCAL_PATH_KEYS = ("dataset", "seed_data", "teacher", "translator", "seed_prompts")
+MODEL_PATH_KEYS = ("teacher", "translator")  # a local directory there is a model
 
 
 # --- The plan (at planning: pure, no hub) ---------------------------------------------------------------------------
@@ -76,12 +88,13 @@ def preflight_plan(study, gpu_memory_gib=None) -> dict:
             if key == "teacher" and made_teacher:
                 continue  # a directory this workflow writes before the synth_data job
             if isinstance(value, str) and value and not is_hub_id(value) and _path_like(value):
-                local_paths.append({"key": f"datasets.{name}.{key}", "path": value})
+                model_dir = key in MODEL_PATH_KEYS and os.path.isdir(os.path.expanduser(value))
+                local_paths.append({"key": f"datasets.{name}.{key}", "path": value, "model": model_dir})
     for hub_id, path in study.dataset_mirrors.items():
         local_paths.append({"key": f"dataset_mirrors.{hub_id}", "path": path})
     for alias, m in study.models.items():
         if not m.made_here and model_repo(m) is None:
-            local_paths.append({"key": f"models.{alias}.path", "path": m.source})
+            local_paths.append({"key": f"models.{alias}.path", "path": m.source, "model": True})
     tasks = [
         {"alias": t.alias, "lang": lang, "name": name}
         for t in study.tasks.values()
@@ -125,17 +138,14 @@ class DatasetNeed:
     by_id: bool = True  # read through datasets by hub id (which refuses a loading script), not as hf:// files
 
 
-def _first_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return (text[:160] + "...") if len(text) > 160 else (text or type(error).__name__)
-
-
 def check_local_paths(plan: dict, out: Outcome) -> None:
     for entry in plan["local_paths"]:
         if not os.path.exists(os.path.expanduser(entry["path"])):
             out.problems.append(
                 f"{entry['key']}: no such file or directory {entry['path']!r} (relative to {os.getcwd()})"
             )
+        elif entry.get("model") and (problem := model_files_problem(entry["key"], entry["path"])):
+            out.problems.append(problem)
 
 
 def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list[DatasetNeed]], list[str]]:
@@ -156,7 +166,7 @@ def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list
         try:
             cfg = plain_config(files[t["name"]])
         except (TaskSourceError, OSError, ValueError) as error:
-            problems.append(f"{label}: its task YAML does not resolve: {_first_line(error)}")
+            problems.append(f"{label}: its task YAML does not resolve: {first_line(error)}")
             continue
         source = data_source(cfg)
         dataset = source["dataset"]
@@ -172,54 +182,31 @@ def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list
     return needs, problems
 
 
-def _errors():
-    from huggingface_hub import errors
-
-    return errors
-
-
-def _access_problem(error, what: str, repo: HubRepo, token: str | None) -> str:
-    """One line for a hub error about repo (a model or dataset used by `what`)."""
-    errors = _errors()
-    name = f"{repo.kind} {repo.repo_id!r}"
-    if isinstance(error, errors.GatedRepoError):
-        if not token:
-            return (
-                f"{what}: {name} is gated and no hub token is set (HF_TOKEN missing in the environment): export "
-                f"HF_TOKEN of an account that accepted its licence at https://huggingface.co/{repo.repo_id}"
-            )
-        return (
-            f"{what}: {name} is gated and the licence is not accepted for the account of HF_TOKEN: accept it at "
-            f"https://huggingface.co/{'datasets/' if repo.kind == 'dataset' else ''}{repo.repo_id}"
-        )
-    if isinstance(error, errors.RevisionNotFoundError):
-        return f"{what}: {name} has no revision {repo.revision!r} on the hub"
-    if isinstance(error, errors.RepositoryNotFoundError):
-        hint = "no hub token is set (HF_TOKEN)" if not token else "the account of HF_TOKEN cannot see it"
-        return f"{what}: {name} does not exist on the hub (or it is private and {hint})"
-    return f"{what}: could not query the hub about {name} at {repo.revision!r}: {_first_line(error)}"
-
-
-def _hub_failures():
-    errors = _errors()
-    return (errors.HfHubHTTPError, errors.EntryNotFoundError, OSError, ValueError)
-
-
-def check_model(api, repo: HubRepo, what: str, token: str | None, out: Outcome) -> int | None:
-    """Exists at its revision, readable with the token; pins the commit. Returns the parameter count if known."""
+def _resolved(api, repo: HubRepo, what: str, token: str | None, out: Outcome):
+    """The repository resolved to a commit (maple.hub.revisions) and its access checked, or None (a problem added)."""
     try:
-        info = api.model_info(repo.repo_id, revision=repo.revision, token=token or False)
-        api.auth_check(repo.repo_id, repo_type="model", token=token or False)
-    except _hub_failures() as error:
-        out.problems.append(_access_problem(error, what, repo, token))
+        resolved = resolve(api, repo, token)
+        warning = access_warning(api, repo, resolved.info, what, token)
+    except hub_failures() as error:
+        out.problems.append(access_problem(error, what, repo, token, hub_name(api)))
         return None
+    if warning:
+        out.report.append(warning)
+    return resolved
+
+
+def check_model(api, repo: HubRepo, what: str, token: str | None, out: Outcome) -> tuple[int | None, str]:
+    """Exists at its revision, readable with the token; pins the commit. Returns (parameter count or None, where from
+    or what was tried)."""
+    resolved = _resolved(api, repo, what, token, out)
+    if resolved is None:
+        return None, "the model could not be read"
     entry = out.pins["models"].setdefault(
-        repo.key, {"repo_id": repo.repo_id, "revision": repo.revision, "commit": info.sha, "used_by": []}
+        repo.key, {"repo_id": repo.repo_id, "revision": repo.revision, "commit": resolved.commit, "used_by": []}
     )
     entry["used_by"].append(what)
-    out.report.append(f"ok   {what}: model {repo.repo_id}@{repo.revision} -> {info.sha}")
-    safetensors = getattr(info, "safetensors", None)
-    return int(safetensors.total) if safetensors is not None and getattr(safetensors, "total", None) else None
+    out.report.append(f"ok   {what}: model {repo.repo_id}@{repo.revision} -> {resolved.commit}")
+    return hub_parameter_count(api, repo.repo_id, resolved.commit, resolved.info, token)
 
 
 def loading_script(repo_id: str, files) -> str | None:
@@ -231,16 +218,19 @@ def loading_script(repo_id: str, files) -> str | None:
 def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | None, out: Outcome) -> None:
     """Exists at its revision, no loading script at that commit, every config / split each need reads; pins it."""
     users = needs[0].label + (f" (and {len(needs) - 1} more)" if len(needs) > 1 else "")
+    resolved = _resolved(api, repo, users, token, out)
+    if resolved is None:
+        return
+    commit = resolved.commit
     try:
-        info = api.dataset_info(repo.repo_id, revision=repo.revision, token=token or False)
-        files = api.list_repo_files(repo.repo_id, repo_type="dataset", revision=info.sha, token=token or False)
-    except _hub_failures() as error:
-        out.problems.append(_access_problem(error, users, repo, token))
+        files = api.list_repo_files(repo.repo_id, repo_type="dataset", revision=commit, token=token or False)
+    except hub_failures() as error:
+        out.problems.append(access_problem(error, users, repo, token, hub_name(api)))
         return
     script = loading_script(repo.repo_id, files) if any(n.by_id for n in needs) else None
     if script:
         out.problems.append(
-            f"{users}: dataset {repo.repo_id!r} at revision {repo.revision!r} ({info.sha[:12]}) holds the loading "
+            f"{users}: dataset {repo.repo_id!r} at revision {repo.revision!r} ({commit[:12]}) holds the loading "
             f"script {script!r}, which datasets 4+ refuses: read its parquet conversion (revision {PARQUET_REVISION} "
             f"with data_files, as the shipped maple_* tasks do) or give a dataset_mirrors entry"
         )
@@ -261,12 +251,8 @@ def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | Non
         if not need.splits:
             continue  # a data backend's read: its split is checked by the job
         if converted is None:
-            try:
-                converted = api.list_repo_files(
-                    repo.repo_id, repo_type="dataset", revision=PARQUET_REVISION, token=token or False
-                )
-            except _hub_failures():
-                converted = []
+            converted = parquet_files(api, repo, resolved.refs, token)
+            if not converted:
                 out.report.append(f"note {users}: {repo.repo_id} has no parquet conversion; splits not checked")
         if converted:
             config = need.config or DEFAULT_CONFIG
@@ -278,13 +264,13 @@ def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | Non
                     )
     entry = out.pins["datasets"].setdefault(
         repo.key,
-        {"repo_id": repo.repo_id, "revision": repo.revision, "commit": info.sha, "used_by": [], "patterns": patterns},
+        {"repo_id": repo.repo_id, "revision": repo.revision, "commit": commit, "used_by": [], "patterns": patterns},
     )
     entry["used_by"].extend(n.label for n in needs)
     for need in needs:
         if need.task:
             out.pins["task_datasets"][need.task] = repo.key
-    out.report.append(f"ok   {users}: dataset {repo.repo_id}@{repo.revision} -> {info.sha}")
+    out.report.append(f"ok   {users}: dataset {repo.repo_id}@{repo.revision} -> {commit}")
 
 
 def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> Outcome:
@@ -305,7 +291,7 @@ def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> 
         if repo.kind == "dataset":
             needs.setdefault(repo, []).append(DatasetNeed(used_by, by_id=entry.get("by_id", True)))
     hub_models = model_repos + [(u, r) for u, r in data_model_repos if r.kind == "model"]
-    parameters: dict[str, int | None] = {}
+    parameters: dict[str, tuple[int | None, str]] = {}
     if (hub_models or needs) and offline_mode():
         names = sorted({r.repo_id for _, r in hub_models} | {r.repo_id for r in needs})
         out.problems.append(
@@ -318,13 +304,15 @@ def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> 
         token = hub_token()
         for what, repo in hub_models:
             count = check_model(api, repo, what, token, out)
-            parameters.setdefault(repo.repo_id, count)
+            if parameters.get(repo.key, (None,))[0] is None:
+                parameters[repo.key] = count
         for repo, repo_needs in needs.items():
             check_dataset(api, repo, repo_needs, token, out)
     for m in plan["models"]:
         if m["made_here"]:
             out.report.append(f"mem  models.{m['alias']}: built or converted by this workflow; GPU memory not checked")
             continue
-        count = parameters.get(m["source"]) if m["hub"] else local_parameter_count(m["source"])
-        memory_lines(m, count, plan["gpu_memory_gib"], out)
+        key = HubRepo("model", m["source"], m["revision"]).key
+        count, source = parameters.get(key, (None, "")) if m["hub"] else local_parameter_count(m["source"])
+        memory_lines(m, count, plan["gpu_memory_gib"], out, source)
     return out
