@@ -18,15 +18,17 @@ pytestmark = pytest.mark.slow
 
 CONFIG = REPO / "config" / "smollm2.yaml"
 LANGUAGES = ["en", "sw"]
-N_EVAL = 8
+N_EVAL = 6
 
 
 def reduced(config: dict) -> dict:
-    """The quick study cut to two languages, fewer held-out examples and 16-bit adapters only."""
+    """The quick study cut to two languages, a few records of each dataset, short generated answers, fewer held-out
+    examples and 16-bit adapters only."""
     config["languages"] = {lang: config["languages"][lang] for lang in LANGUAGES}
     for spec in (*config["datasets"].values(), *config["evaluation"]["tasks"].values()):
         spec["languages"] = list(LANGUAGES)
-    config["datasets"]["demo"]["n_eval_per_language"] = N_EVAL
+    config["datasets"]["demo"].update(n_train_per_language=16, n_eval_per_language=N_EVAL)
+    config["datasets"]["smol_gen"].update(n_train_per_language=2, max_new_tokens=40)
     config["finetune"]["bits"] = [16]
     return config
 
