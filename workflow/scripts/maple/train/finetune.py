@@ -47,8 +47,10 @@ def checkpointing_arguments(config_class, enabled: bool) -> dict:
     machine's 5.17) gradient_checkpointing only."""
     from dataclasses import fields
 
-    name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(config_class)} else (
-        "gradient_checkpointing"
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in {f.name for f in fields(config_class)}
+        else "gradient_checkpointing"
     )
     return {name: enabled, f"{name}_kwargs": {"use_reentrant": False} if enabled else None}
 
