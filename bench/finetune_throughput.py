@@ -12,8 +12,8 @@ Arms (each run in a fresh Python process, so that peak memory is its own; 5 repe
 every other repeat, so that each arm's repeat i runs next to the others' repeat i):
   maple             maple.train.finetune.build_trainer, the workflow's finetune: trl SFTTrainer with the config's batching
                     (length_grouped: micro-batches of about equal length; --batching to change it), response-only
-                    loss through trl's fused LM head on the response tokens only, fused AdamW (paged 8-bit AdamW
-                    for QLoRA on a GPU), checkpoints every checkpoint_steps as configured
+                    loss through trl's fused LM head on the response tokens only, the config's optimiser
+                    (finetune.optimizer: fused AdamW by default), checkpoints every checkpoint_steps as configured
   trainer_defaults  transformers.Trainer, the default causal-LM padding collator (DataCollatorForLanguageModeling,
                     mlm=False: random micro-batches padded to their longest, loss on every token) and the Trainer's
                     default micro-batch (8), with accumulation up to the same effective batch

@@ -133,7 +133,7 @@ run_step finetune_q4 35 "${FT[@]}" --bits 4 --max-seq-length "$SEQ" --micro-batc
 run_step finetune_q4_s2048 35 "${FT[@]}" --bits 4 --max-seq-length "$SEQ_LONG" --micro-batch-size "$MICRO_LONG" \
     --effective-batch-size "$MICRO_LONG" --json "$WORK/finetune_q4_s2048.json"
 rm -rf "$WORK/ft-model"  # 13 GB of random weights on the GPU machine
-run_step eval_7b 60 "$PYTHON" "$REPO/bench/eval_overhead.py" --device "$DEVICE" "${BIG[@]}" --repeats 1 \
+run_step eval_7b 75 "$PYTHON" "$REPO/bench/eval_overhead.py" --device "$DEVICE" "${BIG[@]}" --repeats 1 \
     --examples "$EXAMPLES" --bits 16 --shapes xquad,belebele --batch-size 32 $SMOKE \
     --tmpdir "$WORK/eval-models" --json "$WORK/eval_overhead.json"
 
