@@ -60,17 +60,22 @@ def main(argv=None) -> int:
         print(json.dumps({"ok": False, "error": "torch sees no CUDA device"}))
         return 1
     import bitsandbytes as bnb
-    import transformers
 
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
     report = {
         "device": args.device,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "transformers": transformers.__version__,
         "bitsandbytes": bnb.__version__,
-        "bitsandbytes_library": str(getattr(getattr(bnb, "cextension", None), "BNB_BACKEND", "")),
+        "bitsandbytes_backend": str(getattr(bnb.cextension, "BNB_BACKEND", "")),
     }
+    # the native library bitsandbytes loaded; ErrorHandlerMockBNBNativeLibrary: it failed to load one (and fell back)
+    native = getattr(bnb.cextension, "lib", None)
+    report["bitsandbytes_library"] = {
+        "class": type(native).__name__,
+        "path": getattr(getattr(native, "_lib", None), "_name", None),
+    }
+    loaded = report["bitsandbytes_library"]["class"] != "ErrorHandlerMockBNBNativeLibrary"
     if args.device == "cuda":
         query = ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
         report["gpu"] = torch.cuda.get_device_name()
@@ -105,7 +110,7 @@ def main(argv=None) -> int:
             passed = False
             report[name] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
         ok = ok and passed
-    report["ok"] = ok
+    report["ok"] = ok = ok and loaded
     print(json.dumps(report))
     return 0 if ok else 1
 
