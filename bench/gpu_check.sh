@@ -69,6 +69,14 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_
 
 log() { echo "[gpu_check] $*" >&2; }
 
+# CPU seconds (user + system) of this script's finished child processes so far
+# (`times` is run by this shell itself, its output read from a file: a subshell would count its own children only)
+child_cpu() {
+    times >"$WORK/.times"
+    awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' \
+        "$WORK/.times"
+}
+
 # run_step NAME BUDGET_SECONDS CMD...: under timeout (at most what is left of the total), outcome and time recorded
 run_step() {
     local name="$1" budget="$2"
@@ -78,23 +86,27 @@ run_step() {
     limit=$((budget * TIME_FACTOR))
     ((limit > left)) && limit=$left
     if ((FAILED && !KEEP_GOING)) || ((limit <= 0)); then
-        printf '%s\tskipped\t%s\t0\t%s\n' "$name" "$budget" "$command" >>"$STEPS"
+        printf '%s\tskipped\t%s\t0\t0\t%s\n' "$name" "$budget" "$command" >>"$STEPS"
         log "$name: skipped ($( ((limit <= 0)) && echo 'the budget is spent' || echo 'an earlier step failed; --keep-going runs it'))"
         return 1
     fi
     log "$name (budget ${budget}s): $command"
-    local t0=$SECONDS status rc
+    local t0=$SECONDS c0 status rc cpu
+    child_cpu >"$WORK/.cpu0"
+    c0=$(cat "$WORK/.cpu0")
     timeout --kill-after=10 "$limit" "$@" >"$WORK/$name.log" 2>&1
     rc=$?
+    child_cpu >"$WORK/.cpu1"
+    cpu=$(($(cat "$WORK/.cpu1") - c0))
     case $rc in
         0) status=ok ;;
         124 | 137) status=timeout ;;
         *) status=failed ;;
     esac
     ((rc == 0)) || FAILED=1
-    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$budget" "$((SECONDS - t0))" "$command" >>"$STEPS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$budget" "$((SECONDS - t0))" "$cpu" "$command" >>"$STEPS"
     { echo "===== $name: $status (exit $rc) in $((SECONDS - t0))s: $command"; cat "$WORK/$name.log"; } >>"$WORK/check.log"
-    log "$name: $status (exit $rc) in $((SECONDS - t0))s (budget ${budget}s)"
+    log "$name: $status (exit $rc) in $((SECONDS - t0))s, ${cpu} CPU s (budget ${budget}s)"
     return $rc
 }
 
@@ -109,7 +121,7 @@ if ((${#WHEELS[@]})); then
     # on the GPU the check imports them from there; the rehearsal's Python (not 3.12) keeps its own
     ((REHEARSE)) || export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
 elif ((REHEARSE)); then
-    printf 'install\tskipped\t30\t0\tno wheels in .whl/ (bench/build_carry.sh builds them)\n' >>"$STEPS"
+    printf 'install\tskipped\t30\t0\t0\tno wheels in .whl/ (bench/build_carry.sh builds them)\n' >>"$STEPS"
     log "install: skipped (no wheels in .whl/; bench/build_carry.sh builds them)"
 else
     run_step install 30 false "no wheels in $REPO/.whl: run bench/build_carry.sh and carry .whl"

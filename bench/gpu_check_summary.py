@@ -91,12 +91,13 @@ def main(argv=None) -> int:
 
     steps = []
     with open(work / "steps.tsv", encoding="utf-8") as f:
-        for name, status, budget, seconds, command in csv.reader(f, delimiter="\t"):
+        for name, status, budget, seconds, cpu, command in csv.reader(f, delimiter="\t"):
             step = {
                 "name": name,
                 "status": status,
                 "budget_s": int(budget),
                 "seconds": int(seconds),
+                "cpu_seconds": int(cpu),
                 "command": command,
             }
             if status not in ("ok", "skipped"):
