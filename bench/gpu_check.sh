@@ -29,7 +29,7 @@ for arg in "$@"; do
     case "$arg" in
         --rehearse) REHEARSE=1 ;;
         --keep-going) KEEP_GOING=1 ;;
-        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
         -*) echo "usage: $0 [--rehearse] [--keep-going] OUT_DIR" >&2; exit 2 ;;
         *) OUT="$arg" ;;
     esac
