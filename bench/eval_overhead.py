@@ -516,6 +516,12 @@ def main(argv=None) -> dict:
         default=None,
         help="torch CPU threads (default 1 on CPU: stable timings on a shared machine)",
     )
+    parser.add_argument("--bits", default="16,4", help="bit-widths whose load is measured (4: with bitsandbytes)")
+    parser.add_argument(
+        "--shapes",
+        default=",".join(PAPER_TASKS),
+        help="the paper tasks whose example shape is measured on the 7B-shaped model (the others: assumed)",
+    )
     parser.add_argument("--tmpdir", default=None, help="where the measured models are saved (local disk)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here (bench/bench_report.py)")
     parser.add_argument(
@@ -539,7 +545,9 @@ def main(argv=None) -> dict:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device visible")
     batch_size = int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
-    bits_list = [16, 4] if _has_bitsandbytes() else [16]
+    bits_list = [int(b) for b in args.bits.split(",")]
+    if not _has_bitsandbytes():
+        bits_list = [b for b in bits_list if b == 16]
 
     print(
         f"device {args.device} ({torch.cuda.get_device_name(0) if args.device == 'cuda' else 'CPU'}), "
@@ -563,6 +571,8 @@ def main(argv=None) -> dict:
     vocab_size = demo_spec.get("vocab_size", 2000)
     if args.smoke:
         demo_shape, vocab_size = dict(SMOKE_SHAPE), 500
+    if args.tmpdir:
+        os.makedirs(args.tmpdir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="maple-eval-overhead-", dir=args.tmpdir) as tmp:
         tmp = Path(tmp)
         tokenizer = demo_tokenizer(vocab_size)
@@ -584,7 +594,8 @@ def main(argv=None) -> dict:
                 args.device,
                 adapter_rank=16,
             )
-            shapes = {name: task.shape for name, task in PAPER_TASKS.items()}
+            wanted = args.shapes.split(",")
+            shapes = {name: task.shape for name, task in PAPER_TASKS.items() if name in wanted}
             big = measure_model(
                 "7B-shaped",
                 tmp / "big",
@@ -633,7 +644,9 @@ def main(argv=None) -> dict:
         load_runs = {**{b: [s] for b, s in ASSUMED_7B["load_s"].items()}, **big["load_s"]}
         if 8 not in big["load_s"] and 4 in big["load_s"]:
             load_runs[8] = load_runs[4]
-        example_runs = big["example_s"]
+        example_runs = {
+            name: big["example_s"].get(name) or [assumed_7b_example_s(task.shape)] for name, task in PAPER_TASKS.items()
+        }
         source = f"7B-shaped model MEASURED on {args.device}"
         if args.big_shape:
             source += f" (shape overridden: {args.big_shape})"

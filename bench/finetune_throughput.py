@@ -12,8 +12,8 @@ Arms (each run in a fresh Python process, so that peak memory is its own; 5 repe
 every other repeat, so that each arm's repeat i runs next to the others' repeat i):
   maple             maple.train.finetune.build_trainer, the workflow's finetune: trl SFTTrainer with the config's batching
                     (length_grouped: micro-batches of about equal length; --batching to change it), response-only
-                    loss through trl's fused LM head on the response tokens only, fused AdamW (paged 8-bit AdamW
-                    for QLoRA on a GPU), checkpoints every checkpoint_steps as configured
+                    loss through trl's fused LM head on the response tokens only, the config's optimiser
+                    (finetune.optimizer: fused AdamW by default), checkpoints every checkpoint_steps as configured
   trainer_defaults  transformers.Trainer, the default causal-LM padding collator (DataCollatorForLanguageModeling,
                     mlm=False: random micro-batches padded to their longest, loss on every token) and the Trainer's
                     default micro-batch (8), with accumulation up to the same effective batch
@@ -72,6 +72,17 @@ ARCHS = {
         num_hidden_layers=32,
         num_attention_heads=32,
         num_key_value_heads=32,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+    ),
+    # the same architecture at a size a CPU trains in seconds: the GPU check's rehearsal (bench/gpu_check.sh)
+    "llama-smoke": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
         vocab_size=32000,
         max_position_embeddings=4096,
         rms_norm_eps=1e-5,
@@ -299,6 +310,49 @@ def cpu_clock():
     return CpuClock()
 
 
+def steady_clock(meter, warmup_steps: int):
+    """A trainer callback that marks the end of the first warmup_steps optimiser steps (clock and the meter's
+    counts, after a CUDA sync), so that throughput and MFU can leave out the warm-up (allocator growth, kernel
+    selection, the first optimiser step's state allocation)."""
+    from transformers import TrainerCallback
+
+    class SteadyClock(TrainerCallback):
+        mark = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if warmup_steps > 0 and state.global_step == warmup_steps:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                self.mark = {
+                    "seconds": meter.seconds(),
+                    "real": meter.real,
+                    "loss_tokens": meter.loss_tokens,
+                    "causal_pairs": meter.causal_pairs,
+                }
+
+    return SteadyClock()
+
+
+def steady_figures(model, meter, mark) -> dict:
+    """Tokens per second and model FLOPs after the warm-up steps (None without a mark: too few steps)."""
+    if not mark:
+        return {"steady_seconds": None, "steady_real_tokens_per_second": None, "steady_model_flops": None}
+    seconds = meter.seconds() - mark["seconds"]
+
+    class Delta:
+        real = meter.real - mark["real"]
+        loss_tokens = meter.loss_tokens - mark["loss_tokens"]
+        causal_pairs = meter.causal_pairs - mark["causal_pairs"]
+
+    return {
+        "steady_seconds": seconds,
+        "steady_real_tokens_per_second": Delta.real / seconds if seconds > 0 else None,
+        "steady_model_flops": model_flops(model, Delta)["model_flops"],
+    }
+
+
 def run_arm(args) -> dict:
     """One arm in this process; returns its measurements."""
     import torch
@@ -322,7 +376,11 @@ def run_arm(args) -> dict:
             micro = trainer.args.per_device_train_batch_size
         clock = cpu_clock()
         trainer.add_callback(clock)
+        steady = steady_clock(trainer.meter, args.warmup_steps)
+        trainer.add_callback(steady)
         trainer.train()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
     meter = trainer.meter
     result = {
         "arm": args.arm,
@@ -336,6 +394,9 @@ def run_arm(args) -> dict:
         **peak_memory(),
         "batching": params.batching if args.arm == "maple" else "padded (random order)",
         **model_flops(trainer.model, meter),
+        **steady_figures(trainer.model, meter, steady.mark),
+        "warmup_steps": args.warmup_steps,
+        "peak_reserved_bytes": int(torch.cuda.max_memory_reserved()) if torch.cuda.is_available() else None,
     }
     return result
 
@@ -360,6 +421,9 @@ FIGURES = (
     "process_seconds",
     "steps",
     "mfu",
+    "steady_real_tokens_per_second",
+    "steady_mfu",
+    "peak_reserved_bytes",
 )
 RATIO_FIGURES = (
     "real_tokens_per_second",
@@ -420,6 +484,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--model-cache",
         help="--arch at --bits 4/8: the directory the random-init model is saved in, reused where it is already there",
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=0,
+        help="optimiser steps left out of the steady_* figures and steady MFU (the first steps' warm-up)",
     )
     parser.add_argument("--repeats", type=int, help="repeats, the arms alternating in each (default 5)")
     parser.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"a comma-separated subset of {ARMS}")
@@ -534,6 +604,11 @@ def main(argv=None) -> None:
                 result["process_seconds"] = time.time() - started
                 result["mfu"] = (
                     result["model_flops"] / result["loop_seconds"] / peak["flops_per_second"] if peak else None
+                )
+                result["steady_mfu"] = (
+                    result["steady_model_flops"] / result["steady_seconds"] / peak["flops_per_second"]
+                    if peak and result["steady_seconds"]
+                    else None
                 )
                 runs[arm].append(result)
                 print(

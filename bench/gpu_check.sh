@@ -1,289 +1,154 @@
 #!/usr/bin/env bash
-# The GPU check: the CUDA paths the CPU tests cannot reach, in at most 8 minutes on one GPU, one JSON summary on
-# stdout and in summary.json (progress on stderr; logs and the benches' JSON under the check's directory).
+# The GPU check: the CUDA paths the CPU tests cannot reach, on one GPU within its budget, one JSON summary
+# (summary.json) with the throughput table the cost estimate reads (docs/gpu-check.md: its keys, each step's budget).
 #
-#   bash bench/gpu_check.sh             # on a machine with a CUDA GPU
-#   bash bench/gpu_check.sh --dry-run   # the plan, on any machine (CI): nothing runs on a GPU
+#   bash bench/gpu_check.sh OUT_DIR                       # on the GPU machine (its python3, the wheels in .whl/)
+#   bash bench/gpu_check.sh --rehearse OUT_DIR            # every step at smoke size on a CPU, the same commands
+#   bash bench/gpu_check.sh --keep-going OUT_DIR          # a failed step does not stop the ones after it
 #
-# Steps (each stopped at its budget, and all of them at 8 minutes, so a slow step is reported, not waited for):
-#   preflight    nvidia-smi, torch.cuda, bitsandbytes versions
-#   demo_dag     the demo DAG on CUDA at bits 4, 8 and 16 (rank 4): bf16 LoRA, NF4 and LLM.int8 QLoRA with paged
-#                8-bit AdamW, lm-eval on the GPU; every score's provenance must say device cuda
-#   finetune_*   bench/finetune_throughput.py --device cuda --arch llama-2-7b --bits 4 --arms maple: real tokens per
-#                second, MFU and peak memory of 4-bit QLoRA of a random-init 7B at sequence length 512 and 2048
-#                (packed rows), with and without gradient checkpointing (2 optimiser steps of 8 rows each)
-#   eval_overhead  bench/eval_overhead.py --device cuda: measured 7B load (bits 16 and 4) and per-example times in
-#                place of its ASSUMED ones
-# The budgets below were set without a GPU (none was lent to the session that wrote this script): they are
-# estimates, not measurements. A step past its budget shows "timeout" in the summary.
+# OUT_DIR gets three files: summary.json, check.log (every step's output) and benches.json (the benches' own JSON).
+# Steps, each under its budget (seconds on the GPU; the whole check under TOTAL_BUDGET):
+#   install       the carried wheels (.whl/, bench/build_carry.sh) installed beside the machine's torch
+#   bitsandbytes  a Linear4bit and a Linear8bitLt forward on the device (bench/bnb_check.py)
+#   demo          tiny model, data, LoRA finetunes at bits 4, 8, 16 and their evaluations (bench/gpu_demo.py)
+#   merge_eval    the 16-bit adapter evaluated merged and unmerged: agreement within bf16's tolerance
+#   finetune_q16, finetune_q8, finetune_q4   7B-shaped LoRA / QLoRA: steady tokens/s and MFU (warm-up step left out)
+#   finetune_q4_s2048  4-bit at sequence length 2048: peak reserved memory
+#   eval_7b       7B-shaped load and examples per second of the hf backend (generation and log-likelihood)
+# The rehearsal runs the same steps with the same files and JSON keys on a CPU at smoke size (a tiny model of the 7B's
+# architecture); install there only checks that the wheels install for Python 3.12 (when .whl/ holds any).
 #
-# --dry-run prints the plan as the same JSON (dry_run: true, every step "planned" with its command and budget) after
-# checking what a CPU machine can: the demo config at bits 4, 8, 16 is written and its DAG dry-run by Snakemake
-# (config valid, jobs planned), and the benches accept the options used here.
-#
-# Environment: PYTHON (default: the repo's .venv/bin/python), GPU_CHECK_DIR (default: a new directory in /tmp).
+# Environment: PYTHON (default: python3 on the GPU, the repo's .venv/bin/python in the rehearsal), GPU_CHECK_WORK
+# (the working directory: models, data, logs; default a new one in /tmp).
 set -uo pipefail
 
-DRY_RUN=0
+REHEARSE=0
+KEEP_GOING=0
+OUT=""
 for arg in "$@"; do
     case "$arg" in
-        --dry-run) DRY_RUN=1 ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
-        *) echo "usage: $0 [--dry-run]" >&2; exit 2 ;;
+        --rehearse) REHEARSE=1 ;;
+        --keep-going) KEEP_GOING=1 ;;
+        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+        -*) echo "usage: $0 [--rehearse] [--keep-going] OUT_DIR" >&2; exit 2 ;;
+        *) OUT="$arg" ;;
     esac
 done
+[[ -n "$OUT" ]] || { echo "usage: $0 [--rehearse] [--keep-going] OUT_DIR" >&2; exit 2; }
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
-SNAKEMAKE="$(dirname "$PYTHON")/snakemake"
-DIR="${GPU_CHECK_DIR:-}"
-[[ -n "$DIR" ]] || { DIR="$(mktemp -d /tmp/maple-gpu-check.XXXXXX)"; ((DRY_RUN)) && trap 'rm -rf "$DIR"' EXIT; }
-mkdir -p "$DIR"
-DIR="$(cd "$DIR" && pwd)"
-TOTAL_BUDGET=480
-STEPS="$DIR/steps.tsv"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/maple-gpu-check.XXXXXX)}"
+mkdir -p "$WORK"
+WORK="$(cd "$WORK" && pwd)"
+TOTAL_BUDGET=420
+# The rehearsal's timeouts: each budget times this (a shared CPU is slower than the GPU at some steps); the budgets
+# themselves are the GPU's and are reported as such.
+TIME_FACTOR=1
+if ((REHEARSE)); then
+    TIME_FACTOR=6
+    PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
+    DEVICE=cpu ARCH=llama-smoke SMOKE=--smoke
+    SEQ=64 MICRO=4 SEQ_LONG=128 MICRO_LONG=1 LIMIT=4 LANGUAGES=en,sw EXAMPLES=4
+    BIG=(--big --big-shape '{"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4}')
+    export CUDA_VISIBLE_DEVICES=""
+else
+    PYTHON="${PYTHON:-python3}"
+    DEVICE=cuda ARCH=llama-2-7b SMOKE=""
+    # the study's micro-batch (config/maple.yaml: 16 x 512 tokens); at 2048 the same 8192 tokens per micro-batch
+    SEQ=512 MICRO=16 SEQ_LONG=2048 MICRO_LONG=4 LIMIT=20 LANGUAGES=en,de,ru,zh,ar,hi,sw EXAMPLES=32
+    BIG=()
+fi
+STEPS="$WORK/steps.tsv"
 : >"$STEPS"
+: >"$WORK/check.log"
 START=$SECONDS
-PLANNED=0
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PATH="$(dirname "$PYTHON"):$PATH"
+FAILED=0
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 
 log() { echo "[gpu_check] $*" >&2; }
 
-# run_step NAME BUDGET_SECONDS CMD...: run under timeout (at most what is left of the total), record the outcome
+# CPU seconds (user + system) of this script's finished child processes so far
+# (`times` is run by this shell itself, its output read from a file: a subshell would count its own children only)
+child_cpu() {
+    times >"$WORK/.times"
+    awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' \
+        "$WORK/.times"
+}
+
+# run_step NAME BUDGET_SECONDS CMD...: under timeout (at most what is left of the total), outcome and time recorded
 run_step() {
     local name="$1" budget="$2"
     shift 2
-    local command="$*"
+    local command="$*" left=$((TOTAL_BUDGET * TIME_FACTOR - (SECONDS - START))) limit
     command="${command//[$'\t\n']/ }"
-    local left=$((TOTAL_BUDGET - (SECONDS - START)))
-    ((DRY_RUN)) && left=$((TOTAL_BUDGET - PLANNED))
-    ((budget > left)) && budget=$left
-    PLANNED=$((PLANNED + budget))
-    if ((DRY_RUN)); then
-        printf '%s\tplanned\t%s\t0\t%s\n' "$name" "$budget" "$command" >>"$STEPS"
-        log "plan: $name (budget ${budget}s): $*"
-        return 0
-    fi
-    if ((budget <= 0)); then
-        printf '%s\tskipped\t0\t0\t%s\n' "$name" "$command" >>"$STEPS"
-        log "$name: skipped (the 8-minute budget is spent)"
+    limit=$((budget * TIME_FACTOR))
+    ((limit > left)) && limit=$left
+    if ((FAILED && !KEEP_GOING)) || ((limit <= 0)); then
+        printf '%s\tskipped\t%s\t0\t0\t%s\n' "$name" "$budget" "$command" >>"$STEPS"
+        log "$name: skipped ($( ((limit <= 0)) && echo 'the budget is spent' || echo 'an earlier step failed; --keep-going runs it'))"
         return 1
     fi
-    log "$name (budget ${budget}s): $*"
-    local t0=$SECONDS status rc
-    timeout --kill-after=10 "$budget" "$@" >"$DIR/$name.log" 2>&1
+    log "$name (budget ${budget}s): $command"
+    local t0=$SECONDS c0 status rc cpu
+    child_cpu >"$WORK/.cpu0"
+    c0=$(cat "$WORK/.cpu0")
+    timeout --kill-after=10 "$limit" "$@" >"$WORK/$name.log" 2>&1
     rc=$?
+    child_cpu >"$WORK/.cpu1"
+    cpu=$(($(cat "$WORK/.cpu1") - c0))
     case $rc in
         0) status=ok ;;
         124 | 137) status=timeout ;;
         *) status=failed ;;
     esac
-    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$budget" "$((SECONDS - t0))" "$command" >>"$STEPS"
-    log "$name: $status (exit $rc) in $((SECONDS - t0))s; log $DIR/$name.log"
+    ((rc == 0)) || FAILED=1
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$budget" "$((SECONDS - t0))" "$cpu" "$command" >>"$STEPS"
+    { echo "===== $name: $status (exit $rc) in $((SECONDS - t0))s: $command"; cat "$WORK/$name.log"; } >>"$WORK/check.log"
+    log "$name: $status (exit $rc) in $((SECONDS - t0))s, ${cpu} CPU s (budget ${budget}s)"
     return $rc
 }
 
-# --- the demo DAG at bits 4, 8, 16 ----------------------------------------------------------------------------------
-DEMO="$DIR/demo"
-mkdir -p "$DEMO"
-"$PYTHON" - "$REPO/config/config.yaml" "$DEMO/config.yaml" <<'EOF' || exit 1
-import sys
-
-import yaml
-
-with open(sys.argv[1], encoding="utf-8") as f:
-    config = yaml.safe_load(f)
-config["finetune"].update(ranks=[4], bits=[4, 8, 16])
-with open(sys.argv[2], "w", encoding="utf-8") as f:
-    yaml.safe_dump(config, f, sort_keys=False, allow_unicode=True)
-EOF
-DEMO_CMD=("$SNAKEMAKE" -s "$REPO/Snakefile" --directory "$DEMO" --configfile "$DEMO/config.yaml" --cores all
-    --resources gpu=1)
-
-FT_COMMON=("$PYTHON" "$REPO/bench/finetune_throughput.py" --device cuda --arch llama-2-7b --bits 4 --arms maple
-    --repeats 1 --max-steps 2 --batching packed --effective-batch-size 8 --micro-batch-size 2
-    --base "$DEMO/results/models/tiny" --train "$DEMO/results/data/demo/train.jsonl" --model-cache "$DIR/ft-model")
-EVAL_CMD=("$PYTHON" "$REPO/bench/eval_overhead.py" --device cuda --repeats 1 --examples 16 --tmpdir "$DIR/eval-models"
-    --json "$DIR/eval_overhead.json")
-
-if ((DRY_RUN)); then
-    # What a CPU machine can check: the config validates and its DAG plans; the benches take these options.
-    "${DEMO_CMD[@]}" -n --quiet rules >"$DIR/demo_dag_dry_run.log" 2>&1 || {
-        cat "$DIR/demo_dag_dry_run.log" >&2
-        log "the demo DAG at bits 4, 8, 16 does not dry-run"
-        exit 1
-    }
-    for bench in finetune_throughput eval_overhead; do
-        "$PYTHON" "$REPO/bench/$bench.py" --help >"$DIR/$bench.help" 2>&1 || { cat "$DIR/$bench.help" >&2; exit 1; }
-    done
-    for option in --device --arch --bits --arms --repeats --max-steps --batching --effective-batch-size \
-        --micro-batch-size --base --train --model-cache --max-seq-length --gradient-checkpointing \
-        --no-gradient-checkpointing --json; do
-        grep -q -- "$option\b" "$DIR/finetune_throughput.help" || { log "finetune_throughput.py lacks $option"; exit 1; }
-    done
-    for option in --device --repeats --examples --tmpdir --json; do
-        grep -q -- "$option\b" "$DIR/eval_overhead.help" || { log "eval_overhead.py lacks $option"; exit 1; }
-    done
-fi
-
-cat >"$DIR/preflight.py" <<'PREFLIGHT'
-import json
-import subprocess
-
-import torch
-
-assert torch.cuda.is_available(), "torch sees no CUDA device"
-import bitsandbytes  # noqa: E402
-
-query = ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
-print(
-    json.dumps(
-        {
-            "gpu": torch.cuda.get_device_name(),
-            "nvidia_smi": subprocess.run(query, capture_output=True, text=True).stdout.strip(),
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "bitsandbytes": bitsandbytes.__version__,
-        }
-    )
-)
-PREFLIGHT
-run_step preflight 20 "$PYTHON" "$DIR/preflight.py"
-PREFLIGHT_OK=$?
-if ((!DRY_RUN && PREFLIGHT_OK != 0)); then
-    log "no usable CUDA GPU here: the GPU steps are not run (see $DIR/preflight.log)"
+# --- install: the carried wheels beside the machine's torch ---------------------------------------------------------
+shopt -s nullglob
+WHEELS=("$REPO"/.whl/*.whl)
+INSTALL=("$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site"
+    --only-binary=:all: --implementation cp --python-version 3.12 --platform manylinux_2_28_x86_64
+    --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 "${WHEELS[@]}")
+if ((${#WHEELS[@]})); then
+    run_step install 30 "${INSTALL[@]}"
+    # on the GPU the check imports them from there; the rehearsal's Python (not 3.12) keeps its own
+    ((REHEARSE)) || export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+elif ((REHEARSE)); then
+    printf 'install\tskipped\t30\t0\t0\tno wheels in .whl/ (bench/build_carry.sh builds them)\n' >>"$STEPS"
+    log "install: skipped (no wheels in .whl/; bench/build_carry.sh builds them)"
 else
-    run_step demo_dag 170 "${DEMO_CMD[@]}"
-    run_step finetune_s512 75 "${FT_COMMON[@]}" --max-seq-length 512 --no-gradient-checkpointing --json "$DIR/ft-s512.json"
-    run_step finetune_s512_gc 35 "${FT_COMMON[@]}" --max-seq-length 512 --gradient-checkpointing --json "$DIR/ft-s512-gc.json"
-    run_step finetune_s2048 35 "${FT_COMMON[@]}" --max-seq-length 2048 --no-gradient-checkpointing --json "$DIR/ft-s2048.json"
-    run_step finetune_s2048_gc 35 "${FT_COMMON[@]}" --max-seq-length 2048 --gradient-checkpointing --json "$DIR/ft-s2048-gc.json"
-    ((DRY_RUN)) || rm -rf "$DIR/ft-model"  # 13 GB of random weights
-    run_step eval_overhead 105 "${EVAL_CMD[@]}"
+    run_step install 30 false "no wheels in $REPO/.whl: run bench/build_carry.sh and carry .whl"
 fi
+
+# --- the steps ------------------------------------------------------------------------------------------------------
+FT=("$PYTHON" "$REPO/bench/finetune_throughput.py" --device "$DEVICE" --arch "$ARCH" --arms maple --repeats 1
+    --max-steps 3 --warmup-steps 1 --batching packed --base "$WORK/demo/models/tiny"
+    --train "$WORK/demo/data/demo/train.jsonl" --model-cache "$WORK/ft-model" --no-gradient-checkpointing)
+run_step bitsandbytes 20 "$PYTHON" "$REPO/bench/bnb_check.py" --device "$DEVICE"
+run_step demo 90 "$PYTHON" "$REPO/bench/gpu_demo.py" --out "$WORK/demo" --limit "$LIMIT" --epochs 1 $SMOKE
+run_step merge_eval 35 "$PYTHON" "$REPO/bench/merge_eval.py" --device "$DEVICE" --base "$WORK/demo/models/tiny" \
+    --adapter "$WORK/demo/adapters/r4-q16" --eval-dir "$WORK/demo/data/demo/eval" --prompt-format plain \
+    --languages "$LANGUAGES" --limit "$LIMIT" --repeats 1 --batch-size 16 --json "$WORK/merge_eval.json"
+run_step finetune_q16 35 "${FT[@]}" --bits 16 --max-seq-length "$SEQ" --micro-batch-size "$MICRO" \
+    --effective-batch-size "$MICRO" --json "$WORK/finetune_q16.json"
+run_step finetune_q8 50 "${FT[@]}" --bits 8 --max-seq-length "$SEQ" --micro-batch-size "$MICRO" \
+    --effective-batch-size "$MICRO" --json "$WORK/finetune_q8.json"
+run_step finetune_q4 35 "${FT[@]}" --bits 4 --max-seq-length "$SEQ" --micro-batch-size "$MICRO" \
+    --effective-batch-size "$MICRO" --json "$WORK/finetune_q4.json"
+run_step finetune_q4_s2048 35 "${FT[@]}" --bits 4 --max-seq-length "$SEQ_LONG" --micro-batch-size "$MICRO_LONG" \
+    --effective-batch-size "$MICRO_LONG" --json "$WORK/finetune_q4_s2048.json"
+rm -rf "$WORK/ft-model"  # 13 GB of random weights on the GPU machine
+run_step eval_7b 75 "$PYTHON" "$REPO/bench/eval_overhead.py" --device "$DEVICE" "${BIG[@]}" --repeats 1 \
+    --examples "$EXAMPLES" --bits 16 --shapes xquad,belebele --batch-size 32 $SMOKE \
+    --tmpdir "$WORK/eval-models" --json "$WORK/eval_overhead.json"
 
 # --- the one JSON summary -------------------------------------------------------------------------------------------
-"$PYTHON" - "$DIR" "$DRY_RUN" "$((SECONDS - START))" "$TOTAL_BUDGET" <<'EOF'
-import csv
-import glob
-import json
-import os
-import sys
-
-directory, dry_run, seconds, budget = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
-
-
-def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def last_json_line(path):
-    try:
-        lines = [line for line in open(path, encoding="utf-8") if line.startswith("{")]
-        return json.loads(lines[-1]) if lines else None
-    except (OSError, ValueError):
-        return None
-
-
-def demo_figures():
-    demo = os.path.join(directory, "demo")
-    scores = [read_json(p) for p in glob.glob(f"{demo}/results/scores/**/*.json", recursive=True)]
-    scores = [s for s in scores if s]
-    if not scores:
-        return None
-    prov = [s["provenance"] for s in scores]
-    finetune_s = {}
-    for path in glob.glob(f"{demo}/benchmarks/finetune/**/*.tsv", recursive=True):
-        with open(path, encoding="utf-8") as f:
-            row = next(csv.DictReader(f, delimiter="\t"))
-        finetune_s[os.path.basename(path)[: -len(".tsv")]] = float(row["s"])
-    return {
-        "score_files": len(scores),
-        "devices": sorted({str(p.get("device")) for p in prov}),
-        "dtypes": sorted({str(p.get("dtype")) for p in prov}),
-        "bits": sorted({p.get("bits") for p in prov if p.get("bits") is not None}),
-        "all_on_cuda": all(p.get("device") == "cuda" for p in prov),
-        "finetune_seconds": finetune_s,
-        "mean_score_by_variant": {
-            v: sum(s["value"] for s in scores if s["variant"] == v and s["value"] is not None)
-            / max(1, sum(1 for s in scores if s["variant"] == v and s["value"] is not None))
-            for v in sorted({s["variant"] for s in scores})
-        },
-    }
-
-
-def finetune_figures(name):
-    data = read_json(os.path.join(directory, name))
-    if not data:
-        return None
-    run = data["arms"]["maple"]["runs"][0]  # bench/finetune_throughput.py's --json layout
-    keep = ("real_tokens_per_second", "mfu", "peak_memory_bytes", "loop_seconds", "steps", "micro_batch")
-    peak = (data.get("bf16_peak") or {}).get("flops_per_second", 0)
-    return {k: run.get(k) for k in keep} | {"bf16_peak_tflops": peak / 1e12}
-
-
-figures = {
-    "preflight": lambda: last_json_line(os.path.join(directory, "preflight.log")),
-    "demo_dag": demo_figures,
-    "finetune_s512": lambda: finetune_figures("ft-s512.json"),
-    "finetune_s512_gc": lambda: finetune_figures("ft-s512-gc.json"),
-    "finetune_s2048": lambda: finetune_figures("ft-s2048.json"),
-    "finetune_s2048_gc": lambda: finetune_figures("ft-s2048-gc.json"),
-    "eval_overhead": lambda: read_json(os.path.join(directory, "eval_overhead.json")),
-}
-steps = []
-with open(os.path.join(directory, "steps.tsv"), encoding="utf-8") as f:
-    for name, status, step_budget, step_seconds, command in csv.reader(f, delimiter="\t"):
-        step = {"name": name, "status": status, "budget_s": int(step_budget)}
-        if dry_run:
-            step["command"] = command
-        else:
-            step["seconds"] = int(step_seconds)
-            step["log"] = os.path.join(directory, f"{name}.log")
-            step["figures"] = figures[name]() if name in figures else None
-            if status != "ok":
-                try:
-                    tail = open(step["log"], encoding="utf-8", errors="replace").read().strip().splitlines()[-3:]
-                except OSError:
-                    tail = []
-                step["log_tail"] = tail
-        steps.append(step)
-def planned_jobs(path):
-    """Rule -> job count from the `snakemake -n --quiet rules` table."""
-    counts = {}
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except OSError:
-        return counts
-    for line in lines:
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "count"):
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
-summary = {
-    "gpu_check": "dry run: nothing ran on a GPU; the budgets are estimates" if dry_run else "ran",
-    "dry_run": dry_run,
-    "directory": directory,
-    "budget_s": budget,
-    "planned_budget_s": sum(s["budget_s"] for s in steps),
-    "seconds": seconds,
-    "ok": (not dry_run) and bool(steps) and all(s["status"] == "ok" for s in steps),
-    "steps": steps,
-}
-if dry_run:
-    summary["checked_here"] = {
-        "demo_dag_jobs_at_bits_4_8_16": planned_jobs(os.path.join(directory, "demo_dag_dry_run.log")),
-        "bench_options": "accepted by finetune_throughput.py and eval_overhead.py (--help)",
-    }
-text = json.dumps(summary, indent=1, default=str)
-with open(os.path.join(directory, "summary.json"), "w", encoding="utf-8") as f:  # kept beside the benches' JSON
-    f.write(text + "\n")
-print(text)
-sys.exit(0 if dry_run or summary["ok"] else 1)
-EOF
+"$PYTHON" "$REPO/bench/gpu_check_summary.py" --work "$WORK" --out "$OUT" --rehearse "$REHEARSE" \
+    --seconds "$((SECONDS - START))" --budget "$TOTAL_BUDGET"

@@ -183,6 +183,9 @@ def test_workflow_shares_cores_and_refuses_more_gpus_than_the_machine_has(tmp_pa
     text = out.stdout + out.stderr
     blocks = [b for b in text.split("\nrule ") if b.startswith(("finetune:", "evaluate_"))]
     assert blocks and all("threads: 2" in b for b in blocks), text[-3000:]
+    # the tiny model's build pretrains a model: a GPU job like a finetune, claiming its device (resources gpu)
+    tiny = [b for b in text.split("\nrule ") if b.startswith("build_tiny_model:")]
+    assert tiny and "gpu=1" in tiny[0] and "threads: 2" in tiny[0], tiny
     out = run_snakemake(
         workdir, "-n", "--cores", "4", "--resources", "gpu=2", "--config", "gpu_job_threads=3", config=config
     )

@@ -16,7 +16,9 @@ rule build_tiny_model:
         model=_alternatives(BUILT_MODELS),
     conda:
         CONDA_ENV
-    threads: ALL_CORES
+    threads: GPU_JOB_THREADS
+    resources:
+        gpu=STUDY.finetune_params["gpu"],  # it trains (pretrains) a model: on a GPU, a claimed one like a finetune
     params:
         lexicon_dir=get_lexicon_dir,
         languages=template_languages(),

@@ -27,7 +27,9 @@ def main(lexicon_dir: str, languages: list[str], out_dir: str, seed: int, spec: 
 
 
 if __name__ == "__main__":
-    with logged_to(snakemake.log[0]):  # noqa: F821
+    # it pretrains a model: like a finetune, the job claims its GPU (rule build_tiny_model: resources gpu)
+    gpus = int(snakemake.resources.get("gpu", 0)) or None  # noqa: F821
+    with logged_to(snakemake.log[0], gpus=gpus):  # noqa: F821
         use_threads(snakemake.threads)  # noqa: F821
         history = main(
             snakemake.params.lexicon_dir,  # noqa: F821

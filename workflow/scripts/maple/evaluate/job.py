@@ -63,6 +63,11 @@ PROVENANCE_FIELDS = (
 )
 
 
+# PeftModel.from_pretrained: without fp32 upcast of a bf16 adapter, the LoRA matmuls of an unmerged 4/8-bit
+# evaluation run in bf16 like the base's, not in fp32.
+ADAPTER_LOAD_ARGUMENTS = {"autocast_adapter_dtype": False}
+
+
 def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = 24) -> dict:
     """An lm-eval task config over a jsonl whose records carry a rendered `prompt`."""
     config = {
@@ -130,7 +135,8 @@ def load_variant(
     if adapter_dir:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter_dir)
+        # the adapter in the dtype it was saved in (the compute dtype), not peft's default fp32 upcast
+        model = PeftModel.from_pretrained(model, adapter_dir, **ADAPTER_LOAD_ARGUMENTS)
         if merge:
             if bits != 16:
                 raise ValueError(f"merge: a LoRA adapter merges only into an unquantised base, not at {bits} bits")

@@ -15,7 +15,7 @@ from pathlib import Path
 from maple.runtime.atomic import replacing
 from maple.runtime.prompts import format_prompt
 from maple.runtime.records import read_jsonl
-from maple.train.models import compute_dtype, device_kind, load_base
+from maple.train.models import compute_dtype, device_kind, load_base, prepare_quantized_for_training
 from maple.train.params import FinetuneParams
 from maple.train.run_dirs import checkpoint_step, prepare_run_dir, run_fingerprint, work_dir_for
 from maple.train.trainer import fake_oom_requested, maple_trainer_class, peak_memory
@@ -26,6 +26,33 @@ METRICS_FILE = "train_metrics.json"
 def to_prompt_completion(records: list[dict], prompt_format: str, tokenizer) -> dict[str, list[str]]:
     prompts = [format_prompt(r["instruction"], r["input"], prompt_format, tokenizer) for r in records]
     return {"prompt": prompts, "completion": [r["output"] for r in records]}
+
+
+# bitsandbytes' optimisers (finetune.optimizer) run on a GPU only; on a CPU a finetune uses this one.
+CPU_OPTIMIZER = "adamw_torch_fused"
+
+
+def optimizer_name(params: FinetuneParams, on_gpu: bool) -> str:
+    """The optimiser the trainer gets: the config's finetune.optimizer on a GPU (paged only where it says so: a paged
+    optimiser's state lives in CUDA managed memory, which max_memory_allocated does not count), CPU_OPTIMIZER on a
+    CPU for the bitsandbytes ones."""
+    if not on_gpu and "8bit" in params.optimizer:
+        return CPU_OPTIMIZER
+    return params.optimizer
+
+
+def checkpointing_arguments(config_class, enabled: bool) -> dict:
+    """Activation (gradient) checkpointing under the name this transformers' TrainingArguments has: transformers
+    5.23 calls it activation_checkpointing (gradient_checkpointing is its deprecated alias), earlier releases (the GPU
+    machine's 5.17) gradient_checkpointing only."""
+    from dataclasses import fields
+
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in {f.name for f in fields(config_class)}
+        else "gradient_checkpointing"
+    )
+    return {name: enabled, f"{name}_kwargs": {"use_reentrant": False} if enabled else None}
 
 
 def sft_config(params: FinetuneParams, output_dir: str | os.PathLike):
@@ -51,11 +78,10 @@ def sft_config(params: FinetuneParams, output_dir: str | os.PathLike):
         pad_to_multiple_of=None,
         train_sampling_strategy="random",  # length_grouped: LengthGroupedBatches, in MapleSFTTrainer
         completion_only_loss=params.completion_only_loss,
-        activation_checkpointing=params.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
-        activation_checkpointing_kwargs={"use_reentrant": False} if params.gradient_checkpointing else None,
+        **checkpointing_arguments(SFTConfig, params.gradient_checkpointing),
         bf16=compute_dtype() == torch.bfloat16,
         use_cpu=not on_gpu,
-        optim="paged_adamw_8bit" if on_gpu and params.bits != 16 else "adamw_torch_fused",
+        optim=optimizer_name(params, on_gpu),
         logging_steps=1,
         save_strategy="steps" if params.checkpoint_steps > 0 else "no",
         save_steps=max(1, params.checkpoint_steps),
@@ -80,14 +106,14 @@ def build_trainer(
     """The measured SFTTrainer for one finetune (model loaded, data formatted and tokenised). `model` and
     `tokenizer`: an already built base (the benchmark's random-init models) instead of loading base_source."""
     from datasets import Dataset
-    from peft import LoraConfig, prepare_model_for_kbit_training
+    from peft import LoraConfig
     from transformers import set_seed
 
     set_seed(params.seed)
     if model is None:
         model, tokenizer = load_base(base_source, params.bits, params.revision, params.trust_remote_code)
     if params.bits != 16:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=params.gradient_checkpointing)
+        model = prepare_quantized_for_training(model, params.gradient_checkpointing)
     dataset = Dataset.from_dict(to_prompt_completion(read_jsonl(train_file), params.prompt_format, tokenizer))
     lora = LoraConfig(
         r=params.rank,

@@ -14,6 +14,7 @@ from pathlib import Path
 SCHEMA_FILE = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
 
 BATCHING = ("length_grouped", "packed", "padded")
+OPTIMIZERS = ("adamw_torch_fused", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit")
 # finetune keys of the config that are the rule's own settings (resources, retries) or resolved per model, not
 # FinetuneParams fields
 RULE_KEYS = ("gpu", "resources", "target_modules", "oom_retries")
@@ -40,6 +41,7 @@ class FinetuneParams:
     batching: str = "length_grouped"
     completion_only_loss: bool = True
     gradient_checkpointing: bool = False
+    optimizer: str = "adamw_torch_fused"
     checkpoint_steps: int = 50
     prompt_format: str = "plain"
     revision: str = "main"
@@ -48,6 +50,8 @@ class FinetuneParams:
     def __post_init__(self):
         if self.batching not in BATCHING:
             raise ValueError(f"finetune.batching: expected one of {BATCHING}, got {self.batching!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"finetune.optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.micro_batch_size < 1 or self.effective_batch_size < 1:
             raise ValueError("finetune.micro_batch_size and effective_batch_size must be at least 1")
 
