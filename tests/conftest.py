@@ -28,27 +28,42 @@ os.environ["HUGGING_FACE_HUB_TOKEN"] = DUMMY_HF_TOKEN
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-# Parallel workers (pytest-xdist, `-n 2 --dist loadgroup`, as CI runs the suite): each worker builds its own session
-# fixtures, so every test that reads one shared DAG run goes to one worker, as does each slow module (its
-# module-scoped DAG run); fast tests go wherever a worker is free. Slow tests are queued first, so that the long DAG
-# runs start at once and the short tests fill the gaps at the end.
+# Parallel workers (pytest-xdist, `-n 2`, as CI runs the suite). Each worker builds its own session fixtures, so the
+# tests of one module (its module-scoped DAG run) go to one worker, and so do all the modules that read one shared
+# DAG run (small_run, demo_run). xdist's own `--dist loadgroup` cannot do it here: it marks a test's group in the
+# node id, which pytest 9 no longer lets a plugin change. Slow tests are queued first, so that the long DAG runs
+# start at once and the short tests fill the gaps at the end.
 SHARED_RUNS = ("small_run", "demo_run")
 
 
-def xdist_group(item) -> str | None:
-    used = [name for name in SHARED_RUNS if name in item.fixturenames]
-    if used:
-        return used[0]
-    if item.get_closest_marker("slow"):
-        return item.module.__name__
-    return None
+def shared_run_of_modules() -> dict[str, str]:
+    """Test module file name -> the shared DAG run its tests read (the first of SHARED_RUNS it names)."""
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        text = path.read_text(encoding="utf-8")
+        for name in SHARED_RUNS:
+            if name in text:
+                found[path.name] = name
+                break
+    return found
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    shared = shared_run_of_modules()
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        """Work units of whole modules, the modules of one shared run together."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return shared.get(Path(module).name, module)
+
+    return SharedRunScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = xdist_group(item)
-        if group and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order kept within each tier
 
 

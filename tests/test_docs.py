@@ -86,7 +86,7 @@ def test_readme_is_short():
 def test_readme_keeps_the_test_commands():
     """.ci/run calls the README's test command; the fast tier is the developer loop."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    assert ".venv/bin/python -m pytest tests -v -n 2 --dist loadgroup --durations=20 -m slow" in text
+    assert ".venv/bin/python -m pytest tests -v -n 2 --durations=20 -m slow" in text
     assert '.venv/bin/python -m pytest -m "not slow"' in text
 
 
