@@ -25,10 +25,16 @@ def grid(config):
     ]
 
 
-def test_demo_runs_within_ten_minutes(demo_run):
+# Not the demo's speed (about 4 minutes on 2 quiet cores: a figure for docs, measured by hand), only that it ends:
+# on a shared machine, beside the other test worker's DAG runs, it has taken up to twice that, and this guard is
+# another 3x above, so that only a run that hangs or loops fails it.
+HANG_GUARD_SECONDS = 30 * 60
+
+
+def test_demo_runs_to_the_end(demo_run):
     workdir, seconds, _ = demo_run
     print(f"demo wall time: {seconds:.0f} s")
-    assert seconds < 600, f"the demo took {seconds:.0f} s, the budget is 600 s"
+    assert seconds < HANG_GUARD_SECONDS, f"the demo took {seconds:.0f} s"
 
 
 def test_second_dry_run_has_nothing_to_do(demo_run):
