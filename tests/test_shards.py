@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,45 @@ def test_the_study_sharded_at_a_lower_limit_still_fits_and_covers_every_example(
     assert {lang for s in mlqa for lang in s.languages} | set(split_languages(mlqa)) == set(
         study.tasks["mlqa"].languages
     )
+
+
+@contextmanager
+def planned_workflow(config_path: Path, workdir: Path):
+    """The workflow Snakemake plans from a config, through its API: its rules (resources, conda envs) and
+    common.smk's globals."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.enums import Quietness
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=[Path(config_path)]),
+            snakefile=REPO / "Snakefile",
+            workdir=workdir,
+        )._workflow
+        if not list(workflow.rules):  # the Snakefile is read on first use
+            workflow.include(workflow.main_snakefile, overwrite_default_target=True)
+        yield workflow
+
+
+@pytest.mark.slow
+def test_each_evaluation_jobs_slurm_runtime_is_its_estimate(tmp_path):
+    from types import SimpleNamespace
+
+    with planned_workflow(REPO / "config" / "maple.yaml", tmp_path) as workflow:
+        estimate = {(r["model"], r["variant"], r["job"]): r for r in workflow.globals["ESTIMATE"]}
+        checked = 0
+        for rule in workflow.rules:
+            if not rule.name.startswith("evaluate_"):
+                continue
+            job = rule.name.removeprefix("evaluate_")
+            for (model, variant, name), row in estimate.items():
+                if name == job:
+                    runtime = rule.resources["runtime"].evaluate(SimpleNamespace(model=model, variant=variant)).value
+                    assert runtime == row["runtime_min"] == runtime_minutes(row["gpu_seconds"], 1.2) <= 360
+                    checked += 1
+        assert checked == 7 * 74  # seven tasks, one shard each, 74 model variants
 
 
 def test_runtime_minutes():

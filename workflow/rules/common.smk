@@ -27,6 +27,7 @@ from maple.config.estimate import estimate_notes, plan_shards, study_estimate  #
 from maple.config.estimate_table import total_line  # noqa: E402
 from maple.config.shards import split_languages  # noqa: E402
 from maple.config.throughput import ThroughputError, read_gpu_summary  # noqa: E402
+from maple.evaluate.vllm_engine import max_lora_rank  # noqa: E402
 
 # Validation, before any job starts (README, "Reruns, faults and bad configs"; maple.config.validation.checked_study): each
 # config file strictly, the config against the schema (one line per error), the schema's defaults, the cross-key
@@ -50,6 +51,8 @@ try:
 except ThroughputError as error:
     raise WorkflowError(f"Invalid config: {error}")
 SHARDS = plan_shards(STUDY, THROUGHPUT)
+# engine vllm: the LoRA rank bound of the engine, from the whole grid (before allow_missing cuts it)
+VLLM_LORA_RANK = max_lora_rank([f.rank for f in STUDY.finetunes])
 ESTIMATE = study_estimate(STUDY, SHARDS, THROUGHPUT)
 EVALUATE_RUNTIME = {
     (r["model"], r["variant"], r["job"]): r["runtime_min"] for r in ESTIMATE if r["stage"] == "evaluate"
@@ -62,6 +65,12 @@ LEXICON_DIR = os.path.join(workflow.basedir, "workflow", "resources", "lexicons"
 # Every rule runs in this software environment under `--software-deployment-method conda`; its pins are
 # requirements.lock's (tests/test_conda_env.py). Relative to workflow/rules/, where the rules are.
 CONDA_ENV = "../../envs/maple.yaml"
+# The evaluation jobs of a task with engine vllm run in vLLM's own environment (it pins its own torch).
+CONDA_ENV_VLLM = "../../envs/vllm.yaml"
+
+
+def evaluate_conda_env(task_alias):
+    return CONDA_ENV_VLLM if STUDY.tasks[task_alias].engine == "vllm" else CONDA_ENV
 # Jobs that use every core they are given ask for more than any machine has: Snakemake caps a job's threads at
 # --cores (for SLURM jobs too, where --cores is the CPUs per job). Unlike `workflow.cores`, this needs no --cores
 # to parse, so `snakemake --report` and `--lint` work without one.
@@ -429,6 +438,12 @@ def evaluate_task_fields(task_alias):
         # there, so that the other tasks plan the jobs they always did
         **({"max_gen_toks": task.max_gen_toks} if task.max_gen_toks and task.kind != "multiple_choice" else {}),
         **({"max_length": task.max_length} if task.max_length else {}),
+        # engine vllm: the engine and the grid's LoRA rank bound; only there, so that hf tasks plan as they did
+        **(
+            {"engine": "vllm", "lora_rank": VLLM_LORA_RANK}
+            if task.engine == "vllm"
+            else {}
+        ),
         # the dataset_mirrors this task reads; only when there are some, so that a config without them plans the
         # jobs it always did
         **({"mirrors": mirrors} if mirrors else {}),

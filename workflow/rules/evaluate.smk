@@ -20,7 +20,7 @@ for _task in STUDY.tasks.values():
             benchmark:
                 EVALUATE_BENCHMARK.replace("{job}", _shard.name)
             conda:
-                CONDA_ENV
+                evaluate_conda_env(_task.alias)
             threads: GPU_JOB_THREADS
             resources:
                 **get_evaluate_resources(_shard),

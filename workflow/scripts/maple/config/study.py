@@ -64,6 +64,7 @@ class Task:
     max_gen_toks: int | None = 24  # generation: the most new tokens (None: an lm-eval task's own)
     batch_size: int | str | None = None  # this task's HFLM batch size (None: evaluation.batch_size)
     max_length: int | None = None  # HFLM max_length: prompt and answer tokens (None: the model's context)
+    engine: str = "hf"  # hf | vllm (maple.evaluate.vllm_engine)
 
 
 @dataclass
@@ -248,6 +249,7 @@ def _resolve_task(alias: str, spec: dict, languages: dict, datasets: dict) -> Ta
         max_gen_toks=spec.get("max_gen_toks") or (LOCAL_MAX_GEN_TOKS if spec["source"] == "local" else None),
         batch_size=_checked_batch_size(f"{key}.batch_size", spec.get("batch_size")),
         max_length=spec.get("max_length"),
+        engine=spec.get("engine", "hf"),
     )
 
 

@@ -47,6 +47,8 @@ class TaskRun:
     max_gen_toks: int | None = 24  # generation: the most new tokens (None: an lm-eval task's own)
     dataset_revisions: dict = field(default_factory=dict)  # hub dataset id -> pinned commit (maple.hub.pins)
     max_length: int | None = None  # HFLM max_length (None: the model's context)
+    engine: str = "hf"  # hf: HFLM; vllm: lm-eval's vLLM model (maple.evaluate.vllm_engine)
+    lora_rank: int = 16  # engine vllm: max_lora_rank (the grid's largest rank, rounded up to one vLLM takes)
 
     def gen_kwargs(self) -> dict | None:
         """What simple_evaluate lays over an lm-eval generation task's own generation_kwargs (its stop sequences
@@ -223,16 +225,22 @@ def evaluate_variant(
         for r in ranges or []
     ]
     started = time.time()
-    merge = bool(merge and adapter_dir)
-    model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code, merge=merge)
+    merge = bool(merge and adapter_dir) and task.engine == "hf"
+    if task.engine == "vllm":
+        lm, model, tokenizer = _vllm_lm(
+            task, base_source, revision, adapter_dir, bits, batch_size, seed, trust_remote_code
+        )
+    else:
+        model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code, merge=merge)
     loaded = time.time()
-    lm = HFLM(
-        pretrained=model,
-        tokenizer=tokenizer,
-        batch_size=batch_size,
-        max_length=task.max_length,
-        trust_remote_code=trust_remote_code,
-    )
+    if task.engine != "vllm":
+        lm = HFLM(
+            pretrained=model,
+            tokenizer=tokenizer,
+            batch_size=batch_size,
+            max_length=task.max_length,
+            trust_remote_code=trust_remote_code,
+        )
     results = {}
     for unit in units:
         examples = None if unit.start is None else (unit.start, unit.stop)
@@ -273,6 +281,25 @@ def evaluate_variant(
         write_json(unit.score_file, score, default=handle_non_serializable)
         summary[unit.label] = score["value"]
     return summary
+
+
+def _vllm_lm(task, base_source, revision, adapter_dir, bits, batch_size, seed, trust_remote_code):
+    """(lm-eval's vLLM model, None, its tokenizer): the base and the adapter as a LoRA request in one engine."""
+    from maple.evaluate.vllm_engine import vllm_lm, vllm_model_args
+
+    args = vllm_model_args(
+        base_source=base_source,
+        revision=revision,
+        adapter_dir=adapter_dir,
+        bits=bits,
+        lora_rank=task.lora_rank,
+        batch_size=batch_size,
+        max_length=task.max_length,
+        seed=seed,
+        trust_remote_code=trust_remote_code,
+    )
+    lm = vllm_lm(args)
+    return lm, None, lm.tokenizer
 
 
 def _batch_size_used(lm):
