@@ -31,6 +31,15 @@ SUMMARY = {
     }
 }
 SHARDED = {"max_job_hours": 12 / 3600, "min_shard_examples": 8, "languages_per_shard": 2}
+# Each shard's own score files under results/scores/tiny/<variant>/ (demo_gen's languages are then merged).
+SHARD_OUTPUTS = {
+    "demo_mc.s1": ["demo_mc/en.json", "demo_mc/de.json"],
+    "demo_mc.s2": ["demo_mc/sw.json"],
+    "demo_gen.s1": ["demo_gen/ranges/en.0-8.json"],
+    "demo_gen.s2": ["demo_gen/ranges/en.8-16.json"],
+    "demo_gen.s3": ["demo_gen/ranges/de.0-8.json"],
+    "demo_gen.s4": ["demo_gen/ranges/de.8-16.json"],
+}
 EXPECTED_RULES = {
     "evaluate_demo_mc_s1": 2,  # en, de
     "evaluate_demo_mc_s2": 2,  # sw
@@ -57,7 +66,7 @@ def scenario(small_run, tmp_path_factory):
     (work / "summary.json").write_text(json.dumps(SUMMARY))
     config_file = work / "config-sharded.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    facts = {"work": work, "src": src, "plan": planned_jobs(work, config=config_file)}
+    facts = {"work": work, "src": src, "plan": planned_jobs(work, config=config_file), "copied": state(work)}
 
     # Run the sharded study; kill Snakemake and its job once two shards have finished and a third is running.
     done = lambda: sorted(work.glob("benchmarks/evaluate/tiny/*/demo_*.s*.tsv"))  # noqa: E731
@@ -113,13 +122,18 @@ def test_after_a_kill_only_the_killed_and_the_unstarted_shards_are_planned(scena
 
 
 def test_the_rerun_keeps_every_finished_shards_files(scenario):
-    before, after = scenario["scores_at_kill"], scenario["scores_after"]
+    """The score files the shards that finished before the kill wrote are the same files after the rerun."""
+    at_kill, after = scenario["scores_at_kill"], scenario["scores_after"]
+    finished = [
+        f"results/scores/tiny/{variant}/{path}"
+        for variant, shard in scenario["finished_before_kill"]
+        for path in SHARD_OUTPUTS[shard]
+    ]
+    assert len(finished) >= 2
+    for path in finished:
+        assert at_kill[path] != scenario["copied"].get(path), f"{path}: not written by the sharded run"
+        assert after[path] == at_kill[path], f"{path} was rewritten by the rerun"
     variant, shard = scenario["killed"]
-    finished = scenario["finished_before_kill"]
-    kept = [path for path in before if path.split("/")[3] in {v for v, _ in finished}]
-    assert kept, "no score file of a finished shard"
-    for path in before:
-        if f"/{variant}/" in path and shard.split(".")[0] in path:
-            continue  # the killed shard's task in its variant: its files may be new
-        assert after[path] == before[path], f"{path} was rewritten by the rerun"
+    for path in SHARD_OUTPUTS[shard]:  # the killed shard's files: written by the rerun
+        assert after[f"results/scores/tiny/{variant}/{path}"] != at_kill.get(f"results/scores/tiny/{variant}/{path}")
     assert scenario["plan_after"] == {}, "the rerun left work to do"
