@@ -71,6 +71,8 @@ CONDA_ENV_VLLM = "../../envs/vllm.yaml"
 
 def evaluate_conda_env(task_alias):
     return CONDA_ENV_VLLM if STUDY.tasks[task_alias].engine == "vllm" else CONDA_ENV
+
+
 # Jobs that use every core they are given ask for more than any machine has: Snakemake caps a job's threads at
 # --cores (for SLURM jobs too, where --cores is the CPUs per job). Unlike `workflow.cores`, this needs no --cores
 # to parse, so `snakemake --report` and `--lint` work without one.
@@ -439,11 +441,7 @@ def evaluate_task_fields(task_alias):
         **({"max_gen_toks": task.max_gen_toks} if task.max_gen_toks and task.kind != "multiple_choice" else {}),
         **({"max_length": task.max_length} if task.max_length else {}),
         # engine vllm: the engine and the grid's LoRA rank bound; only there, so that hf tasks plan as they did
-        **(
-            {"engine": "vllm", "lora_rank": VLLM_LORA_RANK}
-            if task.engine == "vllm"
-            else {}
-        ),
+        **({"engine": "vllm", "lora_rank": VLLM_LORA_RANK} if task.engine == "vllm" else {}),
         # the dataset_mirrors this task reads; only when there are some, so that a config without them plans the
         # jobs it always did
         **({"mirrors": mirrors} if mirrors else {}),
