@@ -11,8 +11,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README_MAX_LINES = 200
-# Docs linked from the README that other branches add; a link to one of them is skipped while it is absent.
-PENDING_DOCS = ("docs/hub-mirror.md", "docs/cost-and-sharding.md", "docs/gpu-check.md")
 # Where the code points at docs sections (the docs themselves are checked through their links).
 POINTER_ROOTS = ("workflow", "tests", "bench", "profiles", "config", "envs", ".ci", "Snakefile")
 POINTER_SUFFIXES = {".py", ".smk", ".yaml", ".yml", ".sh", ""}
@@ -98,16 +96,8 @@ def test_every_docs_file_is_linked_from_the_readme():
 
 @pytest.mark.parametrize("doc", doc_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_relative_links_resolve(doc):
-    broken, pending = [], []
-    for target in relative_links(doc):
-        resolved = (doc.parent / target).resolve()
-        if resolved.exists():
-            continue
-        rel = resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else target
-        (pending if rel in PENDING_DOCS else broken).append(target)
+    broken = [target for target in relative_links(doc) if not (doc.parent / target).resolve().exists()]
     assert not broken, f"{doc.relative_to(REPO)}: links to missing files {broken}"
-    if pending:
-        pytest.skip(f"{doc.relative_to(REPO)} links to docs not in this checkout yet: {sorted(set(pending))}")
 
 
 @pytest.mark.parametrize("doc", doc_files(), ids=lambda p: str(p.relative_to(REPO)))

@@ -452,7 +452,7 @@ def test_task_defaults_are_the_schemas():
     keys = schema["properties"]["evaluation"]["properties"]["tasks"]["additionalProperties"]["properties"]
     defaults = {f.name: f.default for f in fields(Task) if f.name in keys and "default" in keys[f.name]}
     assert defaults == {name: keys[name]["default"] for name in defaults}
-    assert set(defaults) == {"num_fewshot", "limit", "max_gen_toks"}
+    assert set(defaults) == {"num_fewshot", "limit", "max_gen_toks", "batch_size", "max_length", "engine"}
 
 
 def test_an_evaluation_job_gets_the_study_task_back():
@@ -466,9 +466,11 @@ def test_an_evaluation_job_gets_the_study_task_back():
     tasks = checked_study(load_study())[1].tasks
     for task in tasks.values():
         job = replace(task, mirrors={"x/y": "/m"}, dataset_revisions={"x/y": "0" * 40})
-        assert Task(**job.job_param()) == replace(job, languages=(), dataset=None)
+        # the batch size is a param of its own (evaluate rule: batch_size), not the task's
+        assert Task(**job.job_param()) == replace(job, languages=(), dataset=None, batch_size=None)
     param = replace(tasks["mlqa"], dataset_revisions={"facebook/mlqa": "0" * 40}).job_param()
     assert list(param) == [
         *("alias", "source", "kind", "metric", "lm_eval_names", "eval_files", "num_fewshot", "limit"),
+        *("max_gen_toks", "max_length"),  # config/maple.yaml sets both for mlqa
         "dataset_revisions",
     ]

@@ -24,6 +24,11 @@ from maple.config.stage_versions import STAGE_VERSIONS  # noqa: E402
 from maple.config.study import BASE_VARIANT  # noqa: E402
 from maple.hub.task_sources import task_mirrors  # noqa: E402
 from maple.config.validation import ConfigError, checked_study, lm_eval_tasks_dir  # noqa: E402
+from maple.config.estimate import estimate_notes, plan_shards, study_estimate  # noqa: E402
+from maple.config.estimate_table import total_line  # noqa: E402
+from maple.config.shards import split_languages  # noqa: E402
+from maple.config.throughput import ThroughputError, read_gpu_summary  # noqa: E402
+from maple.evaluate.vllm_engine import max_lora_rank  # noqa: E402
 
 # Validation, before any job starts (docs/reruns-and-faults.md, "Bad configs"; maple.config.validation.checked_study):
 # each config file strictly, the config against the schema (one line per error), the schema's defaults, the cross-key
@@ -37,10 +42,38 @@ except ConfigError as error:
 config.update(_defaulted)
 
 R = STUDY.results_dir
+
+# The cost estimate and the evaluation shards (docs/cost-and-sharding.md): from the config, the shipped split sizes
+# and the throughput table (estimate.gpu_summary: what bench/gpu_check.sh measured), before allow_missing cuts the
+# study down, so that the shards are the full study's. Each evaluation job (model x variant x shard) has its
+# estimate, which is its SLURM runtime (times evaluation.runtime_margin) unless evaluation.resources gives one.
+try:
+    THROUGHPUT = read_gpu_summary(config["estimate"]["gpu_summary"])
+except ThroughputError as error:
+    raise WorkflowError(f"Invalid config: {error}")
+SHARDS = plan_shards(STUDY, THROUGHPUT)
+# engine vllm: the LoRA rank bound of the engine, from the whole grid (before allow_missing cuts it)
+VLLM_LORA_RANK = max_lora_rank([f.rank for f in STUDY.finetunes])
+ESTIMATE = study_estimate(STUDY, SHARDS, THROUGHPUT)
+EVALUATE_RUNTIME = {
+    (r["model"], r["variant"], r["job"]): r["runtime_min"] for r in ESTIMATE if r["stage"] == "evaluate"
+}
+ESTIMATE_SETTINGS = {k: STUDY.evaluation_params[k] for k in ("max_job_hours", "runtime_margin")}
+ESTIMATE_NOTES = estimate_notes(STUDY)
+if workflow.is_main_process:
+    logger.info(total_line(ESTIMATE, ESTIMATE_SETTINGS["max_job_hours"]))
 LEXICON_DIR = os.path.join(workflow.basedir, "workflow", "resources", "lexicons")
 # Every rule runs in this software environment under `--software-deployment-method conda`; its pins are
 # requirements.lock's (tests/test_conda_env.py). Relative to workflow/rules/, where the rules are.
 CONDA_ENV = "../../envs/maple.yaml"
+# The evaluation jobs of a task with engine vllm run in vLLM's own environment (it pins its own torch).
+CONDA_ENV_VLLM = "../../envs/vllm.yaml"
+
+
+def evaluate_conda_env(task_alias):
+    return CONDA_ENV_VLLM if STUDY.tasks[task_alias].engine == "vllm" else CONDA_ENV
+
+
 # Jobs that use every core they are given ask for more than any machine has: Snakemake caps a job's threads at
 # --cores (for SLURM jobs too, where --cores is the CPUs per job). Unlike `workflow.cores`, this needs no --cores
 # to parse, so `snakemake --report` and `--lint` work without one.
@@ -83,7 +116,7 @@ HUB_OFFLINE = int(PREFETCH)
 BUILT_MODELS = [alias for alias, m in STUDY.models.items() if m.build]
 GGUF_MODELS = [alias for alias, m in STUDY.models.items() if m.gguf]
 FINETUNE_BENCHMARK = "benchmarks/finetune/{model}/{data}/r{rank}-q{bits}.tsv"
-EVALUATE_BENCHMARK = "benchmarks/evaluate/{model}/{variant}/{task}.tsv"
+EVALUATE_BENCHMARK = "benchmarks/evaluate/{model}/{variant}/{job}.tsv"  # job: the shard's name (the task's alias)
 CAPTIONS = "../report"
 
 
@@ -300,15 +333,60 @@ def samples_path(model, variant, task, lang):
     return f"{R}/samples/{model}/{variant}/{task}/{lang}.jsonl"
 
 
-def get_evaluate_outputs(task):
-    """The score files of one evaluation job (all of the task's languages) and, with evaluation.log_samples,
-    lm-eval's samples beside them (outputs of the job, not targets of `all`)."""
-    return {
-        "scores": [score_path("{model}", "{variant}", task.alias, lang) for lang in task.languages],
-        "samples": (
-            [samples_path("{model}", "{variant}", task.alias, lang) for lang in task.languages] if LOG_SAMPLES else []
-        ),
+def range_path(model, variant, task, part, ext="json"):
+    """The score file (ext json) or samples (jsonl) of one range of a split language's examples (merge_<task>
+    joins them into its score file)."""
+    return f"{R}/scores/{model}/{variant}/{task}/ranges/{part.lang}.{part.start}-{part.stop}.{ext}"
+
+
+def get_evaluate_outputs(shard):
+    """The score files of one evaluation job (its shard's languages, and its ranges of a split language) and, with
+    evaluation.log_samples, lm-eval's samples beside them (outputs of the job, not targets of `all`)."""
+    wc = ("{model}", "{variant}", shard.task)
+    outputs = {
+        "scores": [score_path(*wc, lang) for lang in shard.languages],
+        "samples": [samples_path(*wc, lang) for lang in shard.languages] if LOG_SAMPLES else [],
     }
+    if shard.ranges:
+        outputs["range_scores"] = [range_path(*wc, part) for part in shard.ranges]
+        if LOG_SAMPLES:
+            outputs["range_samples"] = [range_path(*wc, part, "samples.jsonl") for part in shard.ranges]
+    return outputs
+
+
+def get_evaluate_ranges(shard):
+    """The evaluate job's param: each range of a split language as {lang, start, stop} (stop None for the last
+    range of a language: to the end of its split); [] for a shard of whole languages."""
+    split = split_languages(SHARDS[shard.task])
+    return [
+        {"lang": p.lang, "start": p.start, "stop": None if p == split[p.lang][-1] else p.stop} for p in shard.ranges
+    ]
+
+
+def get_evaluate_resources(shard):
+    """The stage's resources, with each job's SLURM runtime from its estimate (unless evaluation.resources gives
+    one for every job)."""
+    runtime = {"runtime": lambda wc: EVALUATE_RUNTIME[(wc.model, wc.variant, shard.name)]}
+    return {**runtime, **job_resources(STUDY.evaluation_params)}
+
+
+def get_evaluate_batch_size(task_alias):
+    task = STUDY.tasks[task_alias]
+    return task.batch_size if task.batch_size is not None else STUDY.evaluation_params["batch_size"]
+
+
+def get_merge_input(task_alias):
+    """The ranges' score files (and samples) of one split language of the task."""
+
+    def inputs(wildcards):
+        parts = split_languages(SHARDS[task_alias])[wildcards.lang]
+        wc = (wildcards.model, wildcards.variant, task_alias)
+        files = {"parts": [range_path(*wc, p) for p in parts]}
+        if LOG_SAMPLES:
+            files["samples"] = [range_path(*wc, p, "samples.jsonl") for p in parts]
+        return files
+
+    return inputs
 
 
 def get_evaluate_input(task_alias):
@@ -352,7 +430,8 @@ def evaluate_task(task_alias):
         if task.source == "local"
         else {}
     )
-    return replace(task, eval_files=eval_files, mirrors=task_dataset_mirrors(task))
+    vllm = {"lora_rank": VLLM_LORA_RANK} if task.engine == "vllm" else {}
+    return replace(task, eval_files=eval_files, mirrors=task_dataset_mirrors(task), **vllm)
 
 
 _TASK_MIRRORS = {}
@@ -418,10 +497,11 @@ BENCHMARK_JOBS = [
         "model": m,
         "variant": v,
         "stage": "evaluate",
-        "benchmark": EVALUATE_BENCHMARK.format(model=m, variant=v, task=t),
+        "benchmark": EVALUATE_BENCHMARK.format(model=m, variant=v, job=shard.name),
         "gpu": STUDY.evaluation_params["gpu"],
     }
     for m, v, t in STUDY.evaluations()
+    for shard in SHARDS[t]
 ]
 # (model, variant) -> its adapter's train_metrics.json; the adapter directory is the rules' input.
 TRAIN_METRICS = {(f.model, f.variant): f"{adapter_path(f)}/train_metrics.json" for f in STUDY.finetunes}

@@ -37,3 +37,24 @@ if PREFETCH:
             code_version=STAGE_VERSIONS["prefetch"],
         script:
             "../scripts/prefetch.py"
+
+
+# The cost estimate (docs/cost-and-sharding.md): every GPU job's examples, tokens, GPU-seconds and SLURM runtime,
+# worked out at planning (common.smk: ESTIMATE) from the config, the shipped split sizes and the throughput table;
+# this rule writes them down. No model, no network: snakemake estimate --cores 1
+rule estimate:
+    output:
+        csv=f"{R}/plan/estimate.csv",
+        md=f"{R}/plan/estimate.md",
+    log:
+        "logs/estimate/estimate.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        rows=ESTIMATE,
+        throughput=THROUGHPUT,
+        evaluation=ESTIMATE_SETTINGS,
+        notes=ESTIMATE_NOTES,
+    script:
+        "../scripts/estimate.py"

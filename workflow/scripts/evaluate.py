@@ -1,4 +1,5 @@
-"""Snakemake rules evaluate_<task>: one model variant on one task, all its languages, one model load."""
+"""Snakemake rules evaluate_<task>[_s<k>]: one model variant on one shard of a task (its languages, or ranges of a
+language's examples), one model load."""
 
 import json
 
@@ -27,7 +28,17 @@ def run_from_snakemake(smk) -> dict:
         seed=p.seed,
         samples_files=samples_files,
         merge=p.merge,
+        ranges=ranges_from_snakemake(smk),
     )
+
+
+def ranges_from_snakemake(smk) -> list[dict]:
+    """The shard's ranges of a split language ({lang, start, stop}) with their output files."""
+    ranges = smk.params.get("ranges") or []
+    if not ranges:
+        return []
+    samples = list(smk.output.get("range_samples", [])) or [None] * len(ranges)
+    return [{**r, "score": score, "samples": s} for r, score, s in zip(ranges, smk.output.range_scores, samples)]
 
 
 if __name__ == "__main__":

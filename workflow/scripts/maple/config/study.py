@@ -15,6 +15,7 @@ from maple.train.gguf import GGUFError, check_gguf
 BASE_VARIANT = "base"
 LOCAL_TASK_KINDS = ("multiple_choice", "generate")
 DEFAULT_METRIC = {"multiple_choice": "acc", "generate": "exact_match"}
+LOCAL_MAX_GEN_TOKS = 24  # a local generate task's answer cap where max_gen_toks is not given
 
 
 class ConfigError(ValueError):
@@ -177,6 +178,17 @@ def _with_teacher_model(spec: dict, model: Model) -> dict:
     return resolved
 
 
+def _checked_batch_size(key: str, batch_size):
+    """An HFLM batch size: an integer >= 1, 'auto' or 'auto:N' (None: not given)."""
+    ok = (
+        batch_size is None
+        or (isinstance(batch_size, int) and batch_size >= 1)
+        or (isinstance(batch_size, str) and re.fullmatch(r"auto(:\d+)?", batch_size) is not None)
+    )
+    _require(ok, f"{key}: expected an integer >= 1, 'auto' or 'auto:N', got {batch_size!r}")
+    return batch_size
+
+
 def _resolve_task(alias: str, spec: dict, languages: dict, datasets: dict) -> Task:
     key = f"evaluation.tasks.{alias}"
     for lang in spec["languages"]:
@@ -218,7 +230,10 @@ def _resolve_task(alias: str, spec: dict, languages: dict, datasets: dict) -> Ta
         metric=metric,
         num_fewshot=int(spec["num_fewshot"]),
         limit=spec["limit"],
-        max_gen_toks=spec["max_gen_toks"],
+        max_gen_toks=spec.get("max_gen_toks") or (LOCAL_MAX_GEN_TOKS if spec["source"] == "local" else None),
+        batch_size=_checked_batch_size(f"{key}.batch_size", spec.get("batch_size")),
+        max_length=spec.get("max_length"),
+        engine=spec.get("engine", "hf"),
     )
 
 
@@ -263,15 +278,7 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
     _require(
         max_steps == -1 or max_steps >= 1, f"finetune.max_steps: expected -1 (run the epochs) or >= 1, got {max_steps}"
     )
-    batch_size = config["evaluation"]["batch_size"]
-    _require(
-        not isinstance(batch_size, str) or re.fullmatch(r"auto(:\d+)?", batch_size) is not None,
-        f"evaluation.batch_size: expected an integer >= 1, 'auto' or 'auto:N', got {batch_size!r}",
-    )
-    _require(
-        not isinstance(batch_size, int) or batch_size >= 1,
-        f"evaluation.batch_size: expected an integer >= 1, 'auto' or 'auto:N', got {batch_size!r}",
-    )
+    _checked_batch_size("evaluation.batch_size", config["evaluation"]["batch_size"])
     finetunes = [
         Finetune(model=m, data=d, rank=r, bits=b)
         for m in models

@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from maple.evaluate.scores import PROVENANCE_FIELDS, score_of  # noqa: F401 (PROVENANCE_FIELDS: the score layout)
 from maple.hub.task_files import SHIPPED_TASKS_DIR
 from maple.runtime.atomic import write_json
 from maple.runtime.prompts import format_prompt
@@ -29,43 +31,25 @@ from maple.runtime.records import read_jsonl, write_jsonl
 from maple.runtime.tasks import Task
 from maple.train.models import compute_dtype, device_kind, load_base
 
-# What every score file's `provenance` holds (tests read these back).
-PROVENANCE_FIELDS = (
-    "model_alias",
-    "model_source",
-    "model_revision",
-    "model_fingerprint",  # fingerprint: {kind: sha256|hub_commit, value}
-    "variant",
-    "adapter_dir",
-    "adapter_sha256",
-    "adapter_merged",  # True: merged into the base weights (merge_and_unload); False: applied unmerged; None: base
-    "bits",  # adapter_*: None for the base
-    "task",
-    "lm_eval_task",
-    "task_version",
-    "dataset_revisions",  # hub dataset -> the commit its lm-eval tasks read (pinned by preflight), {} if none
-    "num_fewshot",
-    "limit",
-    "n_examples",
-    "seed",
-    "batch_size",
-    "batch_size_used",
-    "device",
-    "cuda_visible_devices",  # the GPU(s) the job had (maple.runtime.devices claims them), None where unset
-    "dtype",
-    "software",
-    "workflow_commit",  # software: lm_eval, transformers, peft, torch, ... versions
-    "wall_seconds",
-    "model_load_seconds",
-    "eval_seconds",
-    "languages_in_job",
-    "samples_file",
-)
-
-
 # PeftModel.from_pretrained: without fp32 upcast of a bf16 adapter, the LoRA matmuls of an unmerged 4/8-bit
 # evaluation run in bf16 like the base's, not in fp32.
 ADAPTER_LOAD_ARGUMENTS = {"autocast_adapter_dtype": False}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one simple_evaluate call of a job scores: one language, whole or the examples [start, stop) of it (stop
+    None: to the end of the split, or to the task's limit), into one score file (and one samples file)."""
+
+    lang: str
+    score_file: str
+    samples_file: str | None = None
+    start: int | None = None
+    stop: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.lang if self.start is None else f"{self.lang}.{self.start}-{self.stop if self.stop else 'end'}"
 
 
 def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = 24) -> dict:
@@ -135,7 +119,6 @@ def load_variant(
     if adapter_dir:
         from peft import PeftModel
 
-        # the adapter in the dtype it was saved in (the compute dtype), not peft's default fp32 upcast
         model = PeftModel.from_pretrained(model, adapter_dir, **ADAPTER_LOAD_ARGUMENTS)
         if merge:
             if bits != 16:
@@ -145,13 +128,9 @@ def load_variant(
     return model, tokenizer
 
 
-def per_example_values(samples: list[dict], metric: str) -> list[dict]:
-    """(doc_id, value) of the headline metric per example: what a paired bootstrap needs."""
-    return [{"doc_id": s["doc_id"], "value": float(s[metric])} for s in samples if metric in s]
-
-
-def run_lm_eval(lm, tokenizer, task: Task, languages, prompt_format: str, seed: int) -> dict:
-    """lm-eval's results (with samples) for the task's languages, in one simple_evaluate call."""
+def run_lm_eval(lm, tokenizer, task: Task, languages, prompt_format: str, seed: int, examples=None) -> dict:
+    """lm-eval's results (with samples) for the task's languages, in one simple_evaluate call; examples: (start,
+    stop) of one language's examples (stop None: to the end of the split or the task's limit), else all."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -170,11 +149,20 @@ def run_lm_eval(lm, tokenizer, task: Task, languages, prompt_format: str, seed: 
             task_manager = task_sources.task_manager(
                 names, staged, shipped_dir=SHIPPED_TASKS_DIR, mirrors=task.mirrors, revisions=task.dataset_revisions
             )
+        samples = None
+        if examples is not None:
+            (name,) = names
+            total = len(task_manager.load([name])["tasks"][name].eval_docs)
+            start, stop = examples
+            stop = min(stop or total, total, task.limit or total)
+            samples = {name: list(range(start, stop))}
         return lm_eval.simple_evaluate(
             model=lm,
             tasks=names,
             num_fewshot=task.num_fewshot,
-            limit=task.limit,
+            limit=task.limit if samples is None else None,
+            samples=samples,
+            gen_kwargs=task.gen_kwargs(),
             task_manager=task_manager,
             log_samples=True,
             random_seed=seed,
@@ -183,54 +171,6 @@ def run_lm_eval(lm, tokenizer, task: Task, languages, prompt_format: str, seed: 
             fewshot_random_seed=seed,
             apply_chat_template=prompt_format == "chat_template" and task.source == "lm_eval",
         )
-
-
-def score_of(results: dict, task: Task, lang: str, job_provenance: dict, samples_file: str | None):
-    """(score record, lm-eval's samples) of one language from lm-eval's results; the samples are taken out of them."""
-    name = task.lm_eval_names[lang]
-    task_results = results["results"][name]
-    metric_key = f"{task.metric},none"
-    samples = results["samples"].pop(name, [])
-    n = results.get("n-samples", {}).get(name, {}).get("effective")
-    version = results.get("versions", {}).get(name)
-    provenance = {
-        **job_provenance,
-        "task": task.alias,
-        "lm_eval_task": name,
-        "task_version": version,
-        "num_fewshot": task.num_fewshot,
-        "limit": task.limit,
-        "n_examples": n,
-        "samples_file": samples_file,
-    }
-    score = {
-        "model": job_provenance["model_alias"],
-        "variant": job_provenance["variant"],
-        "task": task.alias,
-        "lang": lang,
-        "lm_eval_task": name,
-        "metric": task.metric,
-        "value": task_results.get(metric_key),
-        "stderr": task_results.get(f"{task.metric}_stderr,none"),
-        "n": n,
-        "task_version": version,
-        "num_fewshot": task.num_fewshot,
-        "per_example": per_example_values(samples, task.metric),
-        "provenance": {k: provenance[k] for k in PROVENANCE_FIELDS},
-        "lm_eval": {
-            "results": task_results,
-            "config": results.get("configs", {}).get(name),
-            "version": version,
-            "n-samples": results.get("n-samples", {}).get(name),
-            "higher_is_better": results.get("higher_is_better", {}).get(name),
-            "run_config": results.get("config"),
-            "git_hash": results.get("git_hash"),
-            "date": results.get("date"),
-        },
-    }
-    if score["value"] is None:
-        raise RuntimeError(f"lm-eval returned no {metric_key!r} for task {name}: got {sorted(task_results)}")
-    return score, samples
 
 
 def evaluate_variant(
@@ -249,17 +189,42 @@ def evaluate_variant(
     seed: int = 1234,
     samples_files: dict | None = None,
     merge: bool = False,
+    ranges: list[dict] | None = None,
 ) -> dict:
-    """Run lm-eval for every language of the task with one model load; write score_files[lang] for each."""
+    """Run lm-eval for each language of score_files (and each range of ranges: {lang, start, stop, score,
+    samples}, stop None: to the end) with one model load, one simple_evaluate call per language or range, so that a
+    language's score does not depend on which languages share its job; write one score file for each."""
     from lm_eval.models.huggingface import HFLM
     from lm_eval.utils import handle_non_serializable
 
+    units = [
+        Unit(lang, str(path), str(samples_files[lang]) if samples_files else None) for lang, path in score_files.items()
+    ]
+    units += [
+        Unit(r["lang"], str(r["score"]), str(r["samples"]) if r.get("samples") else None, r["start"], r.get("stop"))
+        for r in ranges or []
+    ]
     started = time.time()
-    merge = bool(merge and adapter_dir)
-    model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code, merge=merge)
+    merge = bool(merge and adapter_dir) and task.engine == "hf"
+    if task.engine == "vllm":
+        lm, model, tokenizer = _vllm_lm(
+            task, base_source, revision, adapter_dir, bits, batch_size, seed, trust_remote_code
+        )
+    else:
+        model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code, merge=merge)
     loaded = time.time()
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=trust_remote_code)
-    results = run_lm_eval(lm, tokenizer, task, list(score_files), prompt_format, seed)
+    if task.engine != "vllm":
+        lm = HFLM(
+            pretrained=model,
+            tokenizer=tokenizer,
+            batch_size=batch_size,
+            max_length=task.max_length,
+            trust_remote_code=trust_remote_code,
+        )
+    results = {}
+    for unit in units:
+        examples = None if unit.start is None else (unit.start, unit.stop)
+        results[unit] = run_lm_eval(lm, tokenizer, task, [unit.lang], prompt_format, seed, examples=examples)
     finished = time.time()
 
     job_provenance = {
@@ -280,22 +245,41 @@ def evaluate_variant(
         "dtype": str(compute_dtype()),
         "software": software_versions(),
         "workflow_commit": workflow_commit(),
-        # One job evaluates every language of the task: these times are the job's, shared by its score files.
+        # One job evaluates every language of its shard: these times are the job's, shared by its score files.
         "wall_seconds": finished - started,
         "model_load_seconds": loaded - started,
         "eval_seconds": finished - loaded,
-        "languages_in_job": list(score_files),
+        "languages_in_job": [unit.label for unit in units],
         "dataset_revisions": dict(task.dataset_revisions),
     }
     summary = {}
-    for lang, path in score_files.items():
-        samples_file = str(samples_files[lang]) if samples_files and lang in samples_files else None
-        score, samples = score_of(results, task, lang, job_provenance, samples_file)
-        if samples_file:
-            write_jsonl(samples, samples_file, default=handle_non_serializable)
-        write_json(path, score, default=handle_non_serializable)
-        summary[lang] = score["value"]
+    for unit, unit_results in results.items():
+        examples = None if unit.start is None else (unit.start, unit.stop)
+        score, samples = score_of(unit_results, task, unit.lang, job_provenance, unit.samples_file, examples)
+        if unit.samples_file:
+            write_jsonl(samples, unit.samples_file, default=handle_non_serializable)
+        write_json(unit.score_file, score, default=handle_non_serializable)
+        summary[unit.label] = score["value"]
     return summary
+
+
+def _vllm_lm(task, base_source, revision, adapter_dir, bits, batch_size, seed, trust_remote_code):
+    """(lm-eval's vLLM model, None, its tokenizer): the base and the adapter as a LoRA request in one engine."""
+    from maple.evaluate.vllm_engine import vllm_lm, vllm_model_args
+
+    args = vllm_model_args(
+        base_source=base_source,
+        revision=revision,
+        adapter_dir=adapter_dir,
+        bits=bits,
+        lora_rank=task.lora_rank,
+        batch_size=batch_size,
+        max_length=task.max_length,
+        seed=seed,
+        trust_remote_code=trust_remote_code,
+    )
+    lm = vllm_lm(args)
+    return lm, None, lm.tokenizer
 
 
 def _batch_size_used(lm):

@@ -1,0 +1,201 @@
+"""Evaluation shards and the cost estimate, without running a job: the shard plan (languages in order, a large
+language in ranges, the cap per job), the merge of a split language's ranges, the throughput table read from a GPU
+check's summary.json, and the plan of config/maple.yaml (no evaluation job over evaluation.max_job_hours; each job's
+SLURM runtime from its estimate)."""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+from maple.config.estimate import plan_shards, runtime_minutes, study_estimate
+from maple.config.shards import Part, plan_task_shards, split_languages
+from maple.config.throughput import DEFAULT_THROUGHPUT, SUMMARY_KEYS, ThroughputError, read_gpu_summary
+from maple.config.validation import checked_study
+from maple.evaluate.scores import MergeError, merge_ranges
+
+
+def plan(examples, per_example=1.0, **kwargs):
+    return plan_task_shards("t", examples, dict.fromkeys(examples, per_example), **{"overhead_seconds": 0, **kwargs})
+
+
+def test_a_task_that_fits_is_one_shard_named_as_the_task():
+    (shard,) = plan({"en": 10, "de": 10}, max_seconds=100)
+    assert shard.name == "t" and shard.index == 0 and shard.languages == ["en", "de"] and not shard.ranges
+
+
+def test_languages_fill_shards_in_order_and_a_large_language_is_split_into_ranges():
+    shards = plan({"en": 40, "de": 40, "sw": 250, "zh": 30}, max_seconds=100, min_examples=10)
+    assert [s.name for s in shards] == ["t.s1", "t.s2", "t.s3", "t.s4", "t.s5"]
+    assert [s.languages for s in shards] == [["en", "de"], [], [], [], ["zh"]]
+    assert [p.label for s in shards for p in s.ranges] == ["sw.0-83", "sw.83-167", "sw.167-250"]
+    assert [p.label for p in split_languages(shards)["sw"]] == ["sw.0-83", "sw.83-167", "sw.167-250"]
+
+
+def test_no_shard_exceeds_the_budget_unless_ranges_are_not_allowed():
+    examples = {"a": 500, "b": 30, "c": 70, "d": 99}
+    for shards in (plan(examples, max_seconds=100, overhead_seconds=20, per_example=1.0),):
+        for shard in shards:
+            n = sum(examples[p.lang] if p.whole else p.stop - p.start for p in shard.parts)
+            assert 20 + n <= 100
+    kept = plan(examples, max_seconds=100, ranges_allowed=False)
+    assert all(not s.ranges for s in kept) and ["a"] in [s.languages for s in kept]
+
+
+def test_min_examples_and_languages_per_shard():
+    (shard,) = plan({"en": 12}, max_seconds=1e-9, min_examples=12)
+    assert shard.languages == ["en"]  # too few examples for two ranges of 12
+    shards = plan({"en": 1, "de": 1, "sw": 1}, max_seconds=100, max_languages=1)
+    assert [s.languages for s in shards] == [["en"], ["de"], ["sw"]]
+
+
+def part_score(start, stop, values, metric="acc"):
+    n = stop - start
+    return {
+        "model": "m",
+        "variant": "base",
+        "task": "t",
+        "lang": "en",
+        "metric": metric,
+        "value": sum(values) / n,
+        "n": n,
+        "per_example": [{"doc_id": start + i, "value": v} for i, v in enumerate(values)],
+        "provenance": {
+            "examples_range": [start, stop],
+            "languages_in_job": [f"en.{start}-{stop}"],
+            "samples_file": None,
+            "wall_seconds": 1.0,
+            "model_load_seconds": 0.5,
+            "eval_seconds": 0.5,
+        },
+        "lm_eval": {"results": {f"{metric},none": sum(values) / n, f"{metric}_stderr,none": 0.1, "alias": "t"}},
+    }
+
+
+def test_merged_ranges_are_lm_evals_mean_and_stderr_over_all_examples():
+    from lm_eval.api.metrics import mean, mean_stderr
+
+    values = [0.1, 0.7, 0.3333, 1.0, 0.0, 0.25, 0.9]
+    merged = merge_ranges([part_score(4, 7, values[4:]), part_score(0, 4, values[:4])])
+    assert merged["value"] == mean(values) and merged["stderr"] == mean_stderr(values)
+    assert merged["n"] == 7 and [e["doc_id"] for e in merged["per_example"]] == list(range(7))
+    assert merged["lm_eval"]["results"]["acc,none"] == mean(values)
+    assert merged["provenance"]["merged_from"] == [[0, 4], [4, 7]] and merged["provenance"]["examples_range"] is None
+    with pytest.raises(MergeError, match="do not join up"):
+        merge_ranges([part_score(0, 3, values[:3]), part_score(4, 7, values[4:])])
+
+
+def test_the_throughput_table_takes_a_gpu_checks_summary(tmp_path):
+    assert read_gpu_summary(None)["source"] == dict.fromkeys(SUMMARY_KEYS, "default")
+    summary = tmp_path / "summary.json"
+    summary.write_text(
+        json.dumps({"throughput": {"generate_examples_per_s": 50, "finetune_tokens_per_s": {"4": 7000}}})
+    )
+    table = read_gpu_summary(summary)
+    assert table["generate_examples_per_s"] == 50 and table["source"]["generate_examples_per_s"] == str(summary)
+    assert table["finetune_tokens_per_s"] == {**DEFAULT_THROUGHPUT["finetune_tokens_per_s"], "4": 7000.0}
+    assert table["loglikelihood_examples_per_s"] == DEFAULT_THROUGHPUT["loglikelihood_examples_per_s"]
+    summary.write_text(json.dumps({"loglikelihood_examples_per_s": "fast"}))  # top-level keys are read too
+    with pytest.raises(ThroughputError, match="loglikelihood_examples_per_s: expected a positive number"):
+        read_gpu_summary(summary)
+
+
+@pytest.fixture(scope="module")
+def maple_plan():
+    config = yaml.safe_load((REPO / "config" / "maple.yaml").read_text())
+    _, study = checked_study(config, [], str(REPO))
+    table = read_gpu_summary(None)
+    shards = plan_shards(study, table)
+    return study, shards, study_estimate(study, shards, table)
+
+
+def test_no_evaluation_job_of_the_study_exceeds_max_job_hours(maple_plan):
+    study, shards, rows = maple_plan
+    evaluation = [r for r in rows if r["stage"] == "evaluate"]
+    assert len(evaluation) == len(study.evaluations()) * 0 + sum(len(shards[t]) for _, _, t in study.evaluations())
+    limit = study.evaluation_params["max_job_hours"] * 3600
+    assert max(r["gpu_seconds"] for r in evaluation) <= limit
+    for row in evaluation:
+        assert row["runtime_min"] == max(math.ceil(row["gpu_seconds"] * 1.2 / 60), 10) <= 360
+
+
+def test_the_study_sharded_at_a_lower_limit_still_fits_and_covers_every_example(maple_plan):
+    study, _, _ = maple_plan
+    study.evaluation_params["max_job_hours"] = 0.25
+    try:
+        table = read_gpu_summary(None)
+        shards = plan_shards(study, table)
+        rows = study_estimate(study, shards, table)
+    finally:
+        study.evaluation_params["max_job_hours"] = 5
+    assert max(r["gpu_seconds"] for r in rows if r["stage"] == "evaluate") <= 0.25 * 3600
+    mlqa = shards["mlqa"]
+    assert len(mlqa) > 1 and "en" in split_languages(mlqa)
+    ranges = split_languages(mlqa)["en"]
+    assert ranges[0].start == 0 and all(a.stop == b.start for a, b in zip(ranges, ranges[1:]))
+    assert ranges[-1].stop == 11590  # MLQA en test (workflow/resources/task_sizes.csv)
+    assert {lang for s in mlqa for lang in s.languages} | set(split_languages(mlqa)) == set(
+        study.tasks["mlqa"].languages
+    )
+
+
+@contextmanager
+def planned_workflow(config_path: Path, workdir: Path):
+    """The workflow Snakemake plans from a config, through its API: its rules (resources, conda envs) and
+    common.smk's globals."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.enums import Quietness
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=[Path(config_path)]),
+            snakefile=REPO / "Snakefile",
+            workdir=workdir,
+        )._workflow
+        if not list(workflow.rules):  # the Snakefile is read on first use
+            workflow.include(workflow.main_snakefile, overwrite_default_target=True)
+        yield workflow
+
+
+@pytest.mark.slow
+def test_each_evaluation_jobs_slurm_runtime_is_its_estimate(tmp_path):
+    from types import SimpleNamespace
+
+    with planned_workflow(REPO / "config" / "maple.yaml", tmp_path) as workflow:
+        estimate = {(r["model"], r["variant"], r["job"]): r for r in workflow.globals["ESTIMATE"]}
+        checked = 0
+        for rule in workflow.rules:
+            if not rule.name.startswith("evaluate_"):
+                continue
+            job = rule.name.removeprefix("evaluate_")
+            for (model, variant, name), row in estimate.items():
+                if name == job:
+                    runtime = rule.resources["runtime"].evaluate(SimpleNamespace(model=model, variant=variant)).value
+                    assert runtime == row["runtime_min"] == runtime_minutes(row["gpu_seconds"], 1.2) <= 360
+                    checked += 1
+        assert checked == 7 * 74  # seven tasks, one shard each, 74 model variants
+
+
+def test_runtime_minutes():
+    assert runtime_minutes(0, 1.2) == 10 and runtime_minutes(5 * 3600, 1.2) == 360
+    assert Part("en").label == "en" and Part("en", 0, 5).label == "en.0-5"
+
+
+def test_the_split_size_table_names_its_sources():
+    import csv
+
+    with open(REPO / "workflow" / "resources" / "task_sizes.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["source"] and int(r["examples"]) > 0 for r in rows)
+    config = yaml.safe_load((REPO / "config" / "maple.yaml").read_text())
+    _, study = checked_study(config, [], str(REPO))
+    names = {r["lm_eval_task"] for r in rows}
+    assert {n for t in study.tasks.values() for n in t.lm_eval_names.values()} <= names
+    assert Path(REPO / "docs" / "cost-and-sharding.md").is_file()

@@ -1,0 +1,217 @@
+"""The cost estimate of a study before any GPU job: per job its examples, tokens and GPU-seconds, from the config,
+the shipped split sizes (maple.config.task_sizes) and the throughput table (maple.config.throughput). The same
+figures size the evaluation shards (maple.config.shards) and each job's SLURM runtime. No model is loaded and nothing
+is read from the network. docs/cost-and-sharding.md explains the model of cost and its assumptions."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from maple.config.shards import Shard, plan_task_shards
+from maple.config.task_sizes import LangCost, generation_batch, language_costs, steps_per_batch, token_factor
+from maple.config.throughput import finetune_seconds, generate_seconds, loglikelihood_seconds
+
+RUNTIME_FLOOR_MINUTES = 10  # the shortest SLURM runtime a job asks for (start-up, queue-side accounting)
+DEFAULT_PARAMS_B = 7.0  # a model whose size is found neither in its name nor in its config
+
+
+def model_params_b(model, tiny_model: dict) -> float:
+    """Billions of parameters: a built tiny model's from its config; else from a size in its hub id or GGUF file
+    name (7b, 135M, 1.5B); else DEFAULT_PARAMS_B."""
+    if model.build:
+        h, i, n, v = (
+            tiny_model.get(k, d)
+            for k, d in (
+                ("hidden_size", 128),
+                ("intermediate_size", 256),
+                ("num_hidden_layers", 2),
+                ("vocab_size", 2000),
+            )
+        )
+        return (n * (4 * h * h + 3 * h * i) + 2 * v * h) / 1e9
+    name = f"{model.gguf or ''} {model.source}"
+    match = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([bBmM])(?![a-zA-Z])", name)
+    if match:
+        value = float(match[1])
+        return value if match[2] in "bB" else value / 1000
+    return DEFAULT_PARAMS_B
+
+
+def eval_bits(study, finetune) -> int:
+    if finetune is None or not study.evaluation_params["quantize_base_like_training"]:
+        return 16
+    return finetune.bits
+
+
+def seconds_per_example(cost: LangCost, table: dict, params_b: float, bits: int) -> float:
+    if cost.choices:
+        return loglikelihood_seconds(table, cost.choices, cost.prompt_tokens, params_b, bits)
+    return generate_seconds(table, 1, cost.prompt_tokens, steps_per_batch(cost), cost.gen_batch, params_b, bits)
+
+
+def part_examples(part, cost: LangCost) -> int:
+    return cost.examples if part.whole else part.stop - part.start
+
+
+def plan_shards(study, table: dict) -> dict[str, list[Shard]]:
+    """Every task's shards, sized on the study's slowest (model, bit-width) so that the same shards serve every
+    variant (one rule per shard)."""
+    ev = study.evaluation_params
+    variants = {(m, eval_bits(study, study.finetune_of(m, v))) for m in study.models for v in study.variants(m)}
+    speeds = [(model_params_b(study.models[m], study.tiny_model), bits) for m, bits in variants]
+    plans = {}
+    for alias, task in study.tasks.items():
+        costs = language_costs(task, study)
+        plans[alias] = plan_task_shards(
+            alias,
+            {c.lang: c.examples for c in costs},
+            {c.lang: max(seconds_per_example(c, table, p, b) for p, b in speeds) for c in costs},
+            max_seconds=ev["max_job_hours"] * 3600,
+            overhead_seconds=table["load_seconds"],
+            min_examples=ev["min_shard_examples"],
+            max_languages=ev["languages_per_shard"],
+            ranges_allowed=task.num_fewshot == 0,
+        )
+    return plans
+
+
+def evaluation_rows(study, shards: dict[str, list[Shard]], table: dict) -> list[dict]:
+    """One row per evaluation job (model x variant x shard)."""
+    rows = []
+    for model, variant, alias in study.evaluations():
+        task = study.tasks[alias]
+        costs = {c.lang: c for c in language_costs(task, study)}
+        params_b = model_params_b(study.models[model], study.tiny_model)
+        bits = eval_bits(study, study.finetune_of(model, variant))
+        for shard in shards[alias]:
+            examples = tokens = seconds = 0.0
+            for part in shard.parts:
+                c = costs[part.lang]
+                n = part_examples(part, c)
+                examples += n
+                tokens += n * (max(c.choices, 1) * c.prompt_tokens + c.new_tokens)
+                seconds += n * seconds_per_example(c, table, params_b, bits)
+            rows.append(
+                _row(
+                    "evaluate",
+                    model,
+                    variant,
+                    alias,
+                    shard.name,
+                    [p.label for p in shard.parts],
+                    examples,
+                    tokens,
+                    table["load_seconds"] + seconds,
+                    kind="generate" if task_is_generation(costs) else "loglikelihood",
+                )
+            )
+    return rows
+
+
+def task_is_generation(costs: dict) -> bool:
+    return any(c.choices == 0 for c in costs.values())
+
+
+def train_tokens_per_record(spec: dict, lang: str, languages: dict, max_seq_length: int) -> float:
+    """A stated average: template records are short sentences; model-written records (generate, translate) a
+    prompt and about 80 % of max_new_tokens; hub records about half the sequence length."""
+    backend = spec["backend"]
+    if backend == "template":
+        english = 40
+    elif backend in ("generate", "translate"):
+        english = 60 + 0.8 * spec.get("max_new_tokens", 256)
+    else:
+        english = 0.5 * max_seq_length
+    return min(max_seq_length, english * token_factor(lang, languages))
+
+
+def finetune_rows(study, table: dict) -> list[dict]:
+    ft = study.finetune_params
+    rows = []
+    for f in study.finetunes:
+        spec = study.datasets[f.data]
+        n_lang = int(spec.get("n_train_per_language", 120))
+        records = n_lang * len(spec["languages"])
+        if spec.get("max_examples"):
+            records = min(records, int(spec["max_examples"]))
+        per_record = sum(
+            train_tokens_per_record(spec, lang, study.languages, ft["max_seq_length"]) for lang in spec["languages"]
+        ) / len(spec["languages"])
+        processed = records * ft["epochs"] if ft["max_steps"] == -1 else ft["max_steps"] * ft["effective_batch_size"]
+        tokens = processed * per_record
+        params_b = model_params_b(study.models[f.model], study.tiny_model)
+        seconds = table["load_seconds"] + finetune_seconds(table, tokens, params_b, f.bits)
+        rows.append(_row("finetune", f.model, f.variant, "", "", [], processed, tokens, seconds, kind="train"))
+    return rows
+
+
+def synth_rows(study, table: dict) -> list[dict]:
+    """Datasets a model writes (generate: instruction and response steps; translate: translation and, with
+    responses teacher, the responses), with the teacher's size taken from its name."""
+    rows = []
+    for name, spec in study.datasets.items():
+        if spec["backend"] not in ("generate", "translate"):
+            continue
+        langs = spec["languages"]
+        n = int(
+            spec.get("n_per_language") or spec.get("n_train_per_language", 120) + spec.get("n_eval_per_language", 40)
+        )
+        teacher = str(spec.get("teacher") or spec.get("translator") or "")
+        match = re.search(r"(\d+(?:\.\d+)?)([bBmM])", teacher)
+        params_b = (float(match[1]) / (1 if match[2] in "bB" else 1000)) if match else DEFAULT_PARAMS_B
+        batch = generation_batch(spec.get("batch_size", 8))
+        new = spec.get("max_new_tokens", 256)
+        steps = 2 if spec["backend"] == "generate" or spec.get("responses") == "teacher" else 1
+        examples = n * len(langs) * steps * 1.3  # candidates beyond n: filters and oversampling
+        seconds = table["load_seconds"] + generate_seconds(table, examples, 200, new, batch, params_b, 16)  # to the cap
+        rows.append(
+            _row("synth_data", teacher, name, "", "", langs, examples, examples * (200 + new), seconds, kind="generate")
+        )
+    return rows
+
+
+def _row(stage, model, variant, task, job, parts, examples, tokens, seconds, kind) -> dict:
+    return {
+        "stage": stage,
+        "kind": kind,
+        "model": model,
+        "variant": variant,
+        "task": task,
+        "job": job,
+        "parts": " ".join(parts),
+        "examples": int(round(examples)),
+        "tokens": int(round(tokens)),
+        "gpu_seconds": round(seconds, 1),
+    }
+
+
+def runtime_minutes(seconds: float, margin: float) -> int:
+    """A job's SLURM runtime: its estimate times the margin, in whole minutes, at least RUNTIME_FLOOR_MINUTES."""
+    return max(math.ceil(seconds * margin / 60), RUNTIME_FLOOR_MINUTES)
+
+
+def study_estimate(study, shards: dict[str, list[Shard]], table: dict) -> list[dict]:
+    """Every GPU job of the study with its estimate and its SLURM runtime (minutes)."""
+    margin = study.evaluation_params["runtime_margin"]
+    rows = synth_rows(study, table) + finetune_rows(study, table) + evaluation_rows(study, shards, table)
+    for row in rows:
+        row["runtime_min"] = runtime_minutes(row["gpu_seconds"], margin)
+    return rows
+
+
+def estimate_notes(study) -> list[str]:
+    """What the estimate assumed that the reader should know: tasks missing from the split-size table, stated
+    token averages, sizes taken from names."""
+    notes = []
+    for alias, task in study.tasks.items():
+        unknown = [c.lang for c in language_costs(task, study) if not c.known]
+        if unknown:
+            notes.append(f"{alias}: no split size in workflow/resources/task_sizes.csv for {unknown}; assumed 1000")
+    for alias, model in study.models.items():
+        notes.append(f"model {alias}: {model_params_b(model, study.tiny_model):.3g} B parameters")
+    notes.append(
+        "tokens: stated English averages per task family times a per-script tokenizer factor "
+        "(maple.config.task_sizes); training records: stated averages per data backend"
+    )
+    return notes
