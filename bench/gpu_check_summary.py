@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def throughput(benches: dict, settings: dict) -> dict:
     peak = next((r["bf16_peak_flops"] for r in runs.values() if r and r["bf16_peak_flops"]), None)
     evaluation = (benches.get("eval_overhead") or {}).get("measured", {}).get("big") or {}
     per_example = {k: median(v) for k, v in (evaluation.get("example_s") or {}).items()}
+    load_spreads = evaluation.get("load_s") or {}
     merge = benches.get("merge_eval") or {}
     agreement = (merge.get("agreement") or [{}])[0]
     return {
@@ -70,6 +72,8 @@ def throughput(benches: dict, settings: dict) -> dict:
         },
         "eval_batch_size": (benches.get("eval_overhead") or {}).get("settings", {}).get("batch_size"),
         "load_s": {k: median(v) for k, v in (evaluation.get("load_s") or {}).items()},
+        # what the cost estimate reads as a job's fixed cost (maple.config.throughput): the median model load
+        "load_seconds": statistics.median(loads) if (loads := [median(v) for v in load_spreads.values()]) else None,
         "merged_vs_unmerged_16bit": {
             "within_tolerance": agreement.get("within_tolerance"),
             "max_score_difference": agreement.get("max_score_difference"),

@@ -23,6 +23,7 @@ STEPS = [
     "eval_7b",
 ]
 THROUGHPUT_KEYS = {
+    "load_seconds",
     "arch",
     "finetune_seq_len",
     "finetune_micro_batch",
@@ -71,6 +72,13 @@ def test_the_rehearsal_runs_every_step_of_the_gpu_check(tmp_path):
     assert set(table["mfu"]) == {"16", "4"}  # None on a CPU: no bf16 peak is measured there
     assert table["generate_examples_per_s"]["xquad"] > 0 and table["loglikelihood_examples_per_s"]["belebele"] > 0
     assert table["merged_vs_unmerged_16bit"]["within_tolerance"] is True
+    # the cost estimate reads it as its throughput table: every figure the check measures replaces its default
+    from maple.config.throughput import read_gpu_summary
+
+    read = read_gpu_summary(out / "summary.json")
+    measured = ("finetune_tokens_per_s", "loglikelihood_examples_per_s", "generate_examples_per_s", "load_seconds")
+    assert all(read["source"][key] == str(out / "summary.json") for key in measured), read["source"]
+    assert read["generate_examples_per_s"] > 0 and read["finetune_tokens_per_s"]["4"] > 0
     assert summary["device"]["ok"] is True and summary["device"]["linear4bit_nf4"]["ok"] is True
     demo = summary["demo"]
     assert {"demo-r4-q4", "demo-r4-q8", "demo-r4-q16", "base"} <= set(demo["variants"])

@@ -9,13 +9,12 @@ import re
 from dataclasses import dataclass, field, replace
 
 from maple.hub.task_sources import mirror_data_spec
-from maple.runtime.tasks import Task
+from maple.runtime.tasks import LOCAL_MAX_GEN_TOKS, Task
 from maple.train.gguf import GGUFError, check_gguf
 
 BASE_VARIANT = "base"
 LOCAL_TASK_KINDS = ("multiple_choice", "generate")
 DEFAULT_METRIC = {"multiple_choice": "acc", "generate": "exact_match"}
-LOCAL_MAX_GEN_TOKS = 24  # a local generate task's answer cap where max_gen_toks is not given
 
 
 class ConfigError(ValueError):

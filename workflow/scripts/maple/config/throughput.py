@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 
 # Each default, with where it comes from (docs/cost-and-sharding.md, "The throughput table").
 DEFAULT_THROUGHPUT = {
@@ -47,7 +48,7 @@ def read_gpu_summary(path: str | os.PathLike | None) -> dict:
     """The throughput table: the defaults, with each key of SUMMARY_KEYS that `bench/gpu_check.sh`'s summary.json
     gives (at its top level or under "throughput") in their place. Expected shapes: finetune_tokens_per_s and
     eval_slowdown {"4": x, "8": y, "16": z} (bits as strings or integers; a missing bit-width keeps its default),
-    the others positive numbers (load_seconds may be 0). Returns the table and, under "source", where each figure came from."""
+    the others positive numbers (load_seconds may be 0), or an object of them by task, whose median is taken. Returns the table and, under "source", where each figure came from."""
     table = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_THROUGHPUT.items()}
     source = dict.fromkeys(table, "default")
     if path:
@@ -65,6 +66,11 @@ def read_gpu_summary(path: str | os.PathLike | None) -> dict:
                 if not isinstance(value, dict):
                     raise ThroughputError(f"{path}: {key}: expected an object by bits, got {value!r}")
                 table[key].update({str(bits): _positive(path, key, v) for bits, v in value.items()})
+            elif isinstance(value, dict):  # one rate per task measured (the GPU check's): the median stands for all
+                rates = [_positive(path, f"{key}.{name}", v) for name, v in value.items() if v is not None]
+                if not rates:
+                    continue
+                table[key] = statistics.median(rates)
             else:
                 table[key] = _positive(path, key, value)
             source[key] = str(path)

@@ -28,7 +28,7 @@ from maple.runtime.atomic import write_json
 from maple.runtime.prompts import format_prompt
 from maple.runtime.provenance import adapter_hash, model_fingerprint, software_versions, workflow_commit
 from maple.runtime.records import read_jsonl, write_jsonl
-from maple.runtime.tasks import Task
+from maple.runtime.tasks import LOCAL_MAX_GEN_TOKS, Task
 from maple.train.models import compute_dtype, device_kind, load_base
 
 # PeftModel.from_pretrained: without fp32 upcast of a bf16 adapter, the LoRA matmuls of an unmerged 4/8-bit
@@ -52,7 +52,7 @@ class Unit:
         return self.lang if self.start is None else f"{self.lang}.{self.start}-{self.stop if self.stop else 'end'}"
 
 
-def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = 24) -> dict:
+def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = LOCAL_MAX_GEN_TOKS) -> dict:
     """An lm-eval task config over a jsonl whose records carry a rendered `prompt`."""
     config = {
         "task": name,
@@ -100,7 +100,11 @@ def write_local_tasks(task: Task, prompt_format: str, tokenizer, out_dir: Path) 
         write_jsonl(records, data_file)
         name = task.lm_eval_names[lang]
         with open(out_dir / f"{name}.yaml", "w", encoding="utf-8") as f:
-            yaml.safe_dump(local_task_config(name, task.kind, str(data_file), task.max_gen_toks), f, allow_unicode=True)
+            yaml.safe_dump(
+                local_task_config(name, task.kind, str(data_file), task.max_gen_toks or LOCAL_MAX_GEN_TOKS),
+                f,
+                allow_unicode=True,
+            )
 
 
 def load_variant(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+LOCAL_MAX_GEN_TOKS = 24  # a local generate task's answer cap where max_gen_toks is not given
+
 
 @dataclass(frozen=True)
 class Task:
