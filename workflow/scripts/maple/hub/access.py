@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 from maple.hub.cache import PREFETCHED_VARIABLE, HubAccessError, prefetch_hint, snapshot_dir
-from maple.hub.errors import hub_error_kind
+from maple.hub.errors import HUB_ERRORS, error_types, hub_error_kind
 
 LOCAL_DATA_SUFFIXES = {
     ".json": "json",
@@ -64,11 +64,12 @@ def offline_mode() -> bool:
 
 
 def _hub_error_types() -> tuple[type, ...]:
-    types: list[type] = [OSError]  # transformers and datasets report missing / unreachable sources as OSError
-    try:
-        from huggingface_hub import errors as hf_errors
-
-        for name in (
+    """What a load turns into a HubAccessError: transformers and datasets report missing or unreachable sources as
+    OSError, the hub client and datasets with their own types."""
+    return (
+        OSError,
+        *error_types(
+            HUB_ERRORS,
             "HfHubHTTPError",
             "RepositoryNotFoundError",
             "GatedRepoError",
@@ -77,20 +78,11 @@ def _hub_error_types() -> tuple[type, ...]:
             "HFValidationError",
             "RevisionNotFoundError",
             "EntryNotFoundError",
-        ):
-            if hasattr(hf_errors, name):
-                types.append(getattr(hf_errors, name))
-    except ImportError:
-        pass
-    try:
-        from datasets import exceptions as ds_errors
-
-        for name in ("DatasetNotFoundError", "DataFilesNotFoundError", "FileNotFoundDatasetsError"):
-            if hasattr(ds_errors, name):
-                types.append(getattr(ds_errors, name))
-    except ImportError:
-        pass
-    return tuple(types)
+        ),
+        *error_types(
+            "datasets.exceptions", "DatasetNotFoundError", "DataFilesNotFoundError", "FileNotFoundDatasetsError"
+        ),
+    )
 
 
 REASONS = {

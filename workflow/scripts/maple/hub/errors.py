@@ -18,7 +18,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 HUB_ERRORS = "huggingface_hub.errors"
 
 
-def _error_types(module: str, *names: str) -> tuple[type, ...]:
+def error_types(module: str, *names: str) -> tuple[type, ...]:
     """The exception classes `names` of `module` that this version of it has (none where it is not installed)."""
     try:
         found = importlib.import_module(module)
@@ -44,31 +44,31 @@ def hub_error_kind(exc: BaseException, offline: bool = False) -> str | None:
         return any(isinstance(error, types) for error in chain)
 
     def status(*codes: int) -> bool:
-        http = _error_types(HUB_ERRORS, "HfHubHTTPError")
+        http = error_types(HUB_ERRORS, "HfHubHTTPError")
         return any(isinstance(error, http) and _status(error) in codes for error in chain)
 
     unreachable = (
         ConnectionError,  # datasets: "Couldn't reach ..."; OfflineModeIsEnabled is one too
         TimeoutError,
-        *_error_types(HUB_ERRORS, "LocalEntryNotFoundError"),  # transformers: "We couldn't connect ..."
+        *error_types(HUB_ERRORS, "LocalEntryNotFoundError"),  # transformers: "We couldn't connect ..."
         # the HTTP client of huggingface_hub: httpx, or httpx2 in later releases
-        *_error_types("httpx", "TransportError"),
-        *_error_types("httpx2", "TransportError"),
-        *_error_types("requests.exceptions", "ConnectionError", "Timeout"),
+        *error_types("httpx", "TransportError"),
+        *error_types("httpx2", "TransportError"),
+        *error_types("requests.exceptions", "ConnectionError", "Timeout"),
     )
-    if found(*_error_types(HUB_ERRORS, "GatedRepoError")) or status(401, 403):
+    if found(*error_types(HUB_ERRORS, "GatedRepoError")) or status(401, 403):
         return "gated"
-    if found(*_error_types(HUB_ERRORS, "RevisionNotFoundError")):
+    if found(*error_types(HUB_ERRORS, "RevisionNotFoundError")):
         return "revision"
-    if found(*_error_types(HUB_ERRORS, "OfflineModeIsEnabled")) or (found(*unreachable) and offline):
+    if found(*error_types(HUB_ERRORS, "OfflineModeIsEnabled")) or (found(*unreachable) and offline):
         return "offline"
     if found(*unreachable):
         return "unreachable"
-    missing = _error_types(HUB_ERRORS, "RepositoryNotFoundError") + _error_types(
+    missing = error_types(HUB_ERRORS, "RepositoryNotFoundError") + error_types(
         "datasets.exceptions", "DatasetNotFoundError"
     )
     if found(*missing) or status(404):
         return "missing"
-    if found(*_error_types(HUB_ERRORS, "HFValidationError")):
+    if found(*error_types(HUB_ERRORS, "HFValidationError")):
         return "invalid"
     return None
