@@ -4,6 +4,7 @@ import os
 import re
 import sys
 from dataclasses import replace
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -27,6 +28,7 @@ from maple.config.validation import ConfigError, checked_study, lm_eval_tasks_di
 from maple.config.estimate import estimate_notes, plan_shards, study_estimate  # noqa: E402
 from maple.config.estimate_table import total_line  # noqa: E402
 from maple.config.shards import split_languages  # noqa: E402
+from maple.config.task_sizes import TokenCountsError, read_token_counts  # noqa: E402
 from maple.config.throughput import ThroughputError, read_gpu_summary  # noqa: E402
 from maple.evaluate.vllm_engine import max_lora_rank  # noqa: E402
 
@@ -44,22 +46,24 @@ config.update(_defaulted)
 R = STUDY.results_dir
 
 # The cost estimate and the evaluation shards (docs/cost-and-sharding.md): from the config, the shipped split sizes
-# and the throughput table (estimate.gpu_summary: what bench/gpu_check.sh measured), before allow_missing cuts the
+# and the throughput table (estimate.gpu_summary: what bench/gpu_check.sh measured), the tokens counted with each
+# model's tokenizer where estimate.token_counts names them (rule count_tokens), before allow_missing cuts the
 # study down, so that the shards are the full study's. Each evaluation job (model x variant x shard) has its
 # estimate, which is its SLURM runtime (times evaluation.runtime_margin) unless evaluation.resources gives one.
 try:
     THROUGHPUT = read_gpu_summary(config["estimate"]["gpu_summary"])
-except ThroughputError as error:
+    TOKENS = read_token_counts(config["estimate"]["token_counts"])
+except (ThroughputError, TokenCountsError) as error:
     raise WorkflowError(f"Invalid config: {error}")
-SHARDS = plan_shards(STUDY, THROUGHPUT)
+SHARDS = plan_shards(STUDY, THROUGHPUT, TOKENS)
 # engine vllm: the LoRA rank bound of the engine, from the whole grid (before allow_missing cuts it)
 VLLM_LORA_RANK = max_lora_rank([f.rank for f in STUDY.finetunes])
-ESTIMATE = study_estimate(STUDY, SHARDS, THROUGHPUT)
+ESTIMATE = study_estimate(STUDY, SHARDS, THROUGHPUT, TOKENS)
 EVALUATE_RUNTIME = {
     (r["model"], r["variant"], r["job"]): r["runtime_min"] for r in ESTIMATE if r["stage"] == "evaluate"
 }
 ESTIMATE_SETTINGS = {k: STUDY.evaluation_params[k] for k in ("max_job_hours", "runtime_margin")}
-ESTIMATE_NOTES = estimate_notes(STUDY)
+ESTIMATE_NOTES = estimate_notes(STUDY, TOKENS, config["estimate"]["token_counts"])
 if workflow.is_main_process:
     logger.info(total_line(ESTIMATE, ESTIMATE_SETTINGS["max_job_hours"]))
 LEXICON_DIR = os.path.join(workflow.basedir, "workflow", "resources", "lexicons")
@@ -418,6 +422,31 @@ def get_evaluate_task(task_alias):
         return replace(task, dataset_revisions=revisions).job_param()
 
     return task_param
+
+
+def get_token_count_input(wildcards):
+    """count_tokens reads the models built here (cheap CPU rules), nothing else: hub models and data count where
+    they are cached, a local task where its held-out data exist."""
+    return [model_dir_input(alias) for alias, model in STUDY.models.items() if model.made_here]
+
+
+def get_token_count_models(wildcards):
+    return {
+        alias: {
+            "source": model.source,
+            "revision": get_model_revision(SimpleNamespace(model=alias)),
+            "prompt_format": model.prompt_format,
+            "trust_remote_code": model.trust_remote_code,
+        }
+        for alias, model in STUDY.models.items()
+    }
+
+
+def get_token_count_tasks(wildcards):
+    return {
+        alias: {"task": get_evaluate_task(alias)(wildcards), "languages": list(task.languages)}
+        for alias, task in STUDY.tasks.items()
+    }
 
 
 def evaluate_task(task_alias):

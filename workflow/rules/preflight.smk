@@ -39,6 +39,26 @@ if PREFETCH:
             "../scripts/prefetch.py"
 
 
+# Tokens (docs/cost-and-sharding.md, "Tokens"): each model's tokenizer on a sample of each task's examples, where both
+# are on this machine (a hub model and its datasets after prefetch, a model built here); the estimate reads the table
+# once estimate.token_counts names it. No network: snakemake count_tokens --cores 1 (-f to count again).
+rule count_tokens:
+    input:
+        get_token_count_input,
+    output:
+        f"{R}/plan/tokens.csv",
+    log:
+        "logs/estimate/count_tokens.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        models=get_token_count_models,
+        tasks=get_token_count_tasks,
+    script:
+        "../scripts/count_tokens.py"
+
+
 # The cost estimate (docs/cost-and-sharding.md): every GPU job's examples, tokens, GPU-seconds and SLURM runtime,
 # worked out at planning (common.smk: ESTIMATE) from the config, the shipped split sizes and the throughput table;
 # this rule writes them down. No model, no network: snakemake estimate --cores 1

@@ -9,7 +9,14 @@ import math
 import re
 
 from maple.config.shards import Shard, plan_task_shards
-from maple.config.task_sizes import LangCost, generation_batch, language_costs, steps_per_batch, token_factor
+from maple.config.task_sizes import (
+    LangCost,
+    generation_batch,
+    language_costs,
+    measured_tokens,
+    steps_per_batch,
+    token_factor,
+)
 from maple.config.throughput import finetune_seconds, generate_seconds, loglikelihood_seconds
 
 RUNTIME_FLOOR_MINUTES = 10  # the shortest SLURM runtime a job asks for (start-up, queue-side accounting)
@@ -54,19 +61,28 @@ def part_examples(part, cost: LangCost) -> int:
     return cost.examples if part.whole else part.stop - part.start
 
 
-def plan_shards(study, table: dict) -> dict[str, list[Shard]]:
+def plan_shards(study, table: dict, tokens: dict | None = None) -> dict[str, list[Shard]]:
     """Every task's shards, sized on the study's slowest (model, bit-width) so that the same shards serve every
-    variant (one rule per shard)."""
+    variant (one rule per shard). tokens: counted tokens (maple.config.task_sizes.read_token_counts), else {}."""
     ev = study.evaluation_params
     variants = {(m, eval_bits(study, study.finetune_of(m, v))) for m in study.models for v in study.variants(m)}
-    speeds = [(model_params_b(study.models[m], study.tiny_model), bits) for m, bits in variants]
     plans = {}
     for alias, task in study.tasks.items():
-        costs = language_costs(task, study)
+        per_variant = [
+            (language_costs(task, study, measured_tokens(tokens or {}, m, alias)), m, bits) for m, bits in variants
+        ]
+        costs = per_variant[0][0]
+        seconds = {
+            c.lang: max(
+                seconds_per_example(cs[i], table, model_params_b(study.models[m], study.tiny_model), bits)
+                for cs, m, bits in per_variant
+            )
+            for i, c in enumerate(costs)
+        }
         plans[alias] = plan_task_shards(
             alias,
             {c.lang: c.examples for c in costs},
-            {c.lang: max(seconds_per_example(c, table, p, b) for p, b in speeds) for c in costs},
+            seconds,
             max_seconds=ev["max_job_hours"] * 3600,
             overhead_seconds=table["load_seconds"],
             min_examples=ev["min_shard_examples"],
@@ -76,12 +92,12 @@ def plan_shards(study, table: dict) -> dict[str, list[Shard]]:
     return plans
 
 
-def evaluation_rows(study, shards: dict[str, list[Shard]], table: dict) -> list[dict]:
-    """One row per evaluation job (model x variant x shard)."""
+def evaluation_rows(study, shards: dict[str, list[Shard]], table: dict, counted: dict | None = None) -> list[dict]:
+    """One row per evaluation job (model x variant x shard). counted: tokens counted (read_token_counts), else {}."""
     rows = []
     for model, variant, alias in study.evaluations():
         task = study.tasks[alias]
-        costs = {c.lang: c for c in language_costs(task, study)}
+        costs = {c.lang: c for c in language_costs(task, study, measured_tokens(counted or {}, model, alias))}
         params_b = model_params_b(study.models[model], study.tiny_model)
         bits = eval_bits(study, study.finetune_of(model, variant))
         for shard in shards[alias]:
@@ -191,16 +207,16 @@ def runtime_minutes(seconds: float, margin: float) -> int:
     return max(math.ceil(seconds * margin / 60), RUNTIME_FLOOR_MINUTES)
 
 
-def study_estimate(study, shards: dict[str, list[Shard]], table: dict) -> list[dict]:
+def study_estimate(study, shards: dict[str, list[Shard]], table: dict, tokens: dict | None = None) -> list[dict]:
     """Every GPU job of the study with its estimate and its SLURM runtime (minutes)."""
     margin = study.evaluation_params["runtime_margin"]
-    rows = synth_rows(study, table) + finetune_rows(study, table) + evaluation_rows(study, shards, table)
+    rows = synth_rows(study, table) + finetune_rows(study, table) + evaluation_rows(study, shards, table, tokens)
     for row in rows:
         row["runtime_min"] = runtime_minutes(row["gpu_seconds"], margin)
     return rows
 
 
-def estimate_notes(study) -> list[str]:
+def estimate_notes(study, tokens: dict | None = None, token_file: str | None = None) -> list[str]:
     """What the estimate assumed that the reader should know: tasks missing from the split-size table, stated
     token averages, sizes taken from names."""
     notes = []
@@ -210,8 +226,14 @@ def estimate_notes(study) -> list[str]:
             notes.append(f"{alias}: no split size in workflow/resources/task_sizes.csv for {unknown}; assumed 1000")
     for alias, model in study.models.items():
         notes.append(f"model {alias}: {model_params_b(model, study.tiny_model):.3g} B parameters")
-    notes.append(
-        "tokens: stated English averages per task family times a per-script tokenizer factor "
-        "(maple.config.task_sizes); training records: stated averages per data backend"
-    )
+    stated = "stated English averages per task family times a per-script tokenizer factor (maple.config.task_sizes)"
+    evaluated = sum(len(t.languages) for t in study.tasks.values()) * len(study.models)
+    if tokens:
+        notes.append(
+            f"tokens: counted with the model's tokenizer for {len(tokens)} of {evaluated} (model, task, language) "
+            f"({token_file}, rule count_tokens); the rest: {stated}"
+        )
+    else:
+        notes.append(f"tokens: {stated}; count them with rule count_tokens and estimate.token_counts")
+    notes.append("training records: stated token averages per data backend")
     return notes

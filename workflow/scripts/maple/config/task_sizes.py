@@ -2,7 +2,9 @@
 examples (the shipped table of lm-eval split sizes, workflow/resources/task_sizes.csv, its sources in its `source`
 column; a local task's held-out set size from the config), the loglikelihood requests per example (choices), the
 prompt tokens (a stated English average per task family times a per-script tokenizer factor) and, for generation,
-the new tokens and the batch. docs/cost-and-sharding.md states every figure and where it comes from."""
+the new tokens and the batch. Prompt and answer tokens counted with a model's tokenizer (rule count_tokens,
+estimate.token_counts) replace the stated averages where given. docs/cost-and-sharding.md states every figure and
+where it comes from."""
 
 from __future__ import annotations
 
@@ -115,8 +117,49 @@ def generation_batch(batch_size) -> int:
     return int(batch_size) if isinstance(batch_size, int) or str(batch_size).isdigit() else 1
 
 
-def language_costs(task, study) -> list[LangCost]:
-    """Each language of a resolved task (maple.runtime.tasks.Task) as a LangCost."""
+class TokenCountsError(ValueError):
+    """estimate.token_counts names a file that is missing or not a table count_tokens wrote."""
+
+
+TOKEN_COLUMNS = ("model", "task", "lang", "sampled", "prompt_tokens", "answer_tokens")
+
+
+def read_token_counts(path) -> dict[tuple[str, str, str], tuple[float, float]]:
+    """(model, task, lang) -> (prompt tokens per request, answer tokens) from the table rule count_tokens writes
+    (results/plan/tokens.csv), for the rows it counted with a tokenizer (sampled > 0); {} where path is None."""
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in TOKEN_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise TokenCountsError(f"estimate.token_counts: {path} has no column {missing} (rule count_tokens)")
+            return {
+                (r["model"], r["task"], r["lang"]): (float(r["prompt_tokens"]), float(r["answer_tokens"]))
+                for r in reader
+                if int(r["sampled"]) > 0
+            }
+    except OSError as error:
+        raise TokenCountsError(
+            f"estimate.token_counts: cannot read {path} ({error.strerror}); `snakemake count_tokens` writes it"
+        ) from None
+    except ValueError as error:
+        if isinstance(error, TokenCountsError):
+            raise
+        raise TokenCountsError(f"estimate.token_counts: {path}: expected numbers: {error}") from None
+
+
+def measured_tokens(tokens: dict, model: str, task_alias: str) -> dict[str, tuple[float, float]]:
+    """lang -> (prompt, answer) tokens counted for this model and task (read_token_counts)."""
+    return {lang: v for (m, t, lang), v in tokens.items() if m == model and t == task_alias}
+
+
+def language_costs(task, study, measured: dict | None = None) -> list[LangCost]:
+    """Each language of a resolved task (maple.runtime.tasks.Task) as a LangCost. measured: lang -> (prompt tokens
+    per request, answer tokens) counted with the model's tokenizer (measured_tokens), in place of the stated
+    averages."""
+    measured = measured or {}
     batch = generation_batch(task.batch_size if task.batch_size is not None else study.evaluation_params["batch_size"])
     costs = []
     for lang in task.languages:
@@ -134,6 +177,10 @@ def language_costs(task, study) -> list[LangCost]:
         if task.limit is not None:
             examples = min(examples, int(task.limit))
         prompt = family["prompt_tokens"] * token_factor(lang, study.languages)
+        answer = family.get("answer_tokens", 0) * token_factor(lang, study.languages)
+        if lang in measured:
+            prompt, counted_answer = measured[lang]
+            answer = counted_answer or answer
         if task.max_length:
             prompt = min(prompt, max(task.max_length - new_tokens, 1))
         costs.append(
@@ -143,7 +190,7 @@ def language_costs(task, study) -> list[LangCost]:
                 choices=family["choices"],
                 prompt_tokens=math.ceil(prompt),
                 new_tokens=new_tokens if family["choices"] == 0 else 0,
-                answer_tokens=math.ceil(family.get("answer_tokens", 0) * token_factor(lang, study.languages)),
+                answer_tokens=math.ceil(answer),
                 gen_batch=batch,
                 known=known,
             )

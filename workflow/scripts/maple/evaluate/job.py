@@ -132,27 +132,35 @@ def load_variant(
     return model, tokenizer
 
 
-def run_lm_eval(lm, tokenizer, task: Task, languages, prompt_format: str, seed: int, examples=None) -> dict:
-    """lm-eval's results (with samples) for the task's languages, in one simple_evaluate call; examples: (start,
-    stop) of one language's examples (stop None: to the end of the split or the task's limit), else all."""
-    import lm_eval
+def task_manager_for(task: Task, names: list[str], task_dir: Path, prompt_format: str, tokenizer):
+    """lm-eval's TaskManager for the task's lm-eval names, its files in task_dir. lm_eval tasks: lm-eval's own, plus
+    the task YAMLs this repo ships (staged with their data source resolved, as are tasks whose dataset has a local
+    mirror: maple.hub.task_sources). Local tasks: only the YAMLs written here, their prompts in the model's format;
+    indexing lm-eval's thousands of task files would cost seconds per job."""
     from lm_eval.tasks import TaskManager
 
     from maple.hub import task_sources
 
+    if task.source == "local":
+        write_local_tasks(task, prompt_format, tokenizer, task_dir)
+        return TaskManager(include_path=[str(task_dir)], include_defaults=False)
+    return task_sources.task_manager(
+        names,
+        task_dir / "staged",
+        shipped_dir=SHIPPED_TASKS_DIR,
+        mirrors=task.mirrors,
+        revisions=task.dataset_revisions,
+    )
+
+
+def run_lm_eval(lm, tokenizer, task: Task, languages, prompt_format: str, seed: int, examples=None) -> dict:
+    """lm-eval's results (with samples) for the task's languages, in one simple_evaluate call; examples: (start,
+    stop) of one language's examples (stop None: to the end of the split or the task's limit), else all."""
+    import lm_eval
+
     with tempfile.TemporaryDirectory(prefix="maple-tasks-") as task_dir:
-        # lm_eval tasks: lm-eval's own, plus the task YAMLs this repo ships (staged with their data source resolved,
-        # as are tasks whose dataset has a local mirror: maple.hub.task_sources). Local tasks: only the YAMLs written
-        # here; indexing lm-eval's thousands of task files would cost seconds per job.
         names = [task.lm_eval_names[lang] for lang in languages]
-        if task.source == "local":
-            write_local_tasks(task, prompt_format, tokenizer, Path(task_dir))
-            task_manager = TaskManager(include_path=[task_dir], include_defaults=False)
-        else:
-            staged = Path(task_dir) / "staged"
-            task_manager = task_sources.task_manager(
-                names, staged, shipped_dir=SHIPPED_TASKS_DIR, mirrors=task.mirrors, revisions=task.dataset_revisions
-            )
+        task_manager = task_manager_for(task, names, Path(task_dir), prompt_format, tokenizer)
         samples = None
         if examples is not None:
             (name,) = names
