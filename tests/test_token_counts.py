@@ -144,3 +144,23 @@ def test_a_bad_token_table_is_named(tmp_path):
     with pytest.raises(TokenCountsError, match=r"no column \['sampled'"):
         read_token_counts(tmp_path / "t.csv")
     assert read_token_counts(None) == {}
+
+
+@pytest.mark.slow
+def test_rule_count_tokens_and_the_estimate_that_reads_it(small_run, tmp_path):
+    """On a finished small run (its model built, its held-out data written): every (model, task, language) counted
+    with the model's tokenizer, the estimate names the count, and nothing else is planned to rerun."""
+    from conftest import copy_run, planned_jobs, run_snakemake
+
+    workdir, config = small_run
+    work = copy_run(workdir, tmp_path / "run")
+    run_snakemake(work, "--cores", "1", "count_tokens", config=config)
+    with open(work / "results" / "plan" / "tokens.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(int(r["sampled"]) > 0 and float(r["prompt_tokens"]) > 0 for r in rows), rows
+    assert {r["source"] for r in rows} == {"results/models/tiny@main"}
+    counted = ["--config", 'estimate={"token_counts": "results/plan/tokens.csv"}']
+    run_snakemake(work, "--cores", "1", "estimate", *counted, config=config)
+    notes = (work / "results" / "plan" / "estimate.md").read_text(encoding="utf-8")
+    assert f"counted with the model's tokenizer for {len(rows)} of {len(rows)}" in notes
+    assert planned_jobs(work, *counted, config=config) == {}
