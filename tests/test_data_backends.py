@@ -575,3 +575,24 @@ def test_hub_access_functions(tmp_path):
         hub_access.load_dataset,
     ):
         assert inspect.signature(loader).parameters["trust_remote_code"].default is False
+
+
+# --- parts (rule synth_part) ---------------------------------------------------------------------------------------
+
+
+def test_parts_of_a_model_written_dataset_are_the_whole(teacher_dir, translator_dir, seed_path):
+    """Each language is seeded on its own: the records of a dataset built in parts of its languages (synth_part
+    jobs, maple.data.synthesis.build_part) are, language by language, those of one build."""
+    from maple.data.synthesis import build_part
+
+    def by_lang(records):
+        return {lang: [r for r in records if r["lang"] == lang] for lang in {r["lang"] for r in records}}
+
+    specs = [
+        generate_spec(teacher_dir, languages=["de", "en", "ru"]),
+        translate_spec(translator_dir, seed_path, languages=["de", "en", "ru"]),
+    ]
+    for spec in specs:
+        whole = build_part(spec, LANGUAGES, 7, ["de", "en", "ru"])
+        parts = build_part(spec, LANGUAGES, 7, ["ru"]) + build_part(spec, LANGUAGES, 7, ["de", "en"])
+        assert by_lang(parts) == by_lang(whole) and set(by_lang(whole)) == {"de", "en", "ru"}, spec["backend"]

@@ -199,3 +199,26 @@ def test_the_split_size_table_names_its_sources():
     names = {r["lm_eval_task"] for r in rows}
     assert {n for t in study.tasks.values() for n in t.lm_eval_names.values()} <= names
     assert Path(REPO / "docs" / "cost-and-sharding.md").is_file()
+
+
+def test_model_written_datasets_are_written_in_parts_that_fit(maple_plan):
+    """config/maple.yaml's generated and translated datasets: parts of their languages, every language in one part,
+    each synth_part job within evaluation.max_job_hours and its runtime from its estimate."""
+    from maple.config.estimate import plan_synth_parts, synth_rows
+
+    study, _, _ = maple_plan
+    table = read_gpu_summary(None)
+    parts = plan_synth_parts(study, table)
+    for name in ("multialpaca", "bactrianx"):
+        assert len(parts[name]) > 1
+        assert sorted(lang for part in parts[name] for lang in part) == sorted(study.datasets[name]["languages"])
+    rows = synth_rows(study, table, parts)
+    assert [r["job"] for r in rows if r["variant"] == "multialpaca"] == ["multialpaca_p1", "multialpaca_p2"]
+    assert max(r["gpu_seconds"] for r in rows) <= study.evaluation_params["max_job_hours"] * 3600
+    whole = synth_rows(study, table)  # one job per dataset: the same work, one model load each
+    assert sum(r["gpu_seconds"] for r in rows) == pytest.approx(
+        sum(r["gpu_seconds"] for r in whole) + (len(rows) - len(whole)) * table["load_seconds"], rel=1e-4
+    )
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    _, demo_study = checked_study(demo, [], str(REPO))
+    assert plan_synth_parts(demo_study, table) == {}  # template data: no model writes it

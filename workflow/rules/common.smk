@@ -25,7 +25,13 @@ from maple.config.stage_versions import STAGE_VERSIONS  # noqa: E402
 from maple.config.study import BASE_VARIANT  # noqa: E402
 from maple.hub.task_sources import task_mirrors  # noqa: E402
 from maple.config.validation import ConfigError, checked_study, lm_eval_tasks_dir  # noqa: E402
-from maple.config.estimate import estimate_notes, plan_shards, study_estimate  # noqa: E402
+from maple.config.estimate import (  # noqa: E402
+    RUNTIME_FLOOR_MINUTES,
+    estimate_notes,
+    plan_shards,
+    plan_synth_parts,
+    study_estimate,
+)
 from maple.config.estimate_table import total_line  # noqa: E402
 from maple.config.shards import split_languages  # noqa: E402
 from maple.config.task_sizes import TokenCountsError, read_token_counts  # noqa: E402
@@ -56,12 +62,16 @@ try:
 except (ThroughputError, TokenCountsError) as error:
     raise WorkflowError(f"Invalid config: {error}")
 SHARDS = plan_shards(STUDY, THROUGHPUT, TOKENS)
+# a model-written dataset too large for one job: its languages in parts (rule synth_part)
+SYNTH_PARTS = plan_synth_parts(STUDY, THROUGHPUT)
+SYNTH_PARTS_OF = [name for name, parts in SYNTH_PARTS.items() if parts]
 # engine vllm: the LoRA rank bound of the engine, from the whole grid (before allow_missing cuts it)
 VLLM_LORA_RANK = max_lora_rank([f.rank for f in STUDY.finetunes])
-ESTIMATE = study_estimate(STUDY, SHARDS, THROUGHPUT, TOKENS)
+ESTIMATE = study_estimate(STUDY, SHARDS, THROUGHPUT, TOKENS, SYNTH_PARTS)
 EVALUATE_RUNTIME = {
     (r["model"], r["variant"], r["job"]): r["runtime_min"] for r in ESTIMATE if r["stage"] == "evaluate"
 }
+SYNTH_RUNTIME = {r["job"]: r["runtime_min"] for r in ESTIMATE if r["stage"] == "synth_data"}
 ESTIMATE_SETTINGS = {k: STUDY.evaluation_params[k] for k in ("max_job_hours", "runtime_margin")}
 ESTIMATE_NOTES = estimate_notes(STUDY, TOKENS, config["estimate"]["token_counts"])
 if workflow.is_main_process:
@@ -276,9 +286,12 @@ def get_lexicon_dir(wildcards, input):
 
 
 def get_synth_data_input(wildcards):
-    """A template dataset's lexicons; a teacher that is a model this workflow builds or converts: its directory."""
+    """A template dataset's lexicons; a teacher that is a model this workflow builds or converts: its directory;
+    a dataset written in parts: the parts."""
     spec = STUDY.datasets[wildcards.data]
     files = lexicon_files(spec["languages"]) if spec["backend"] == "template" else []
+    if wildcards.data in SYNTH_PARTS_OF:
+        return files + get_synth_data_parts(wildcards)
     teacher = STUDY.data_teachers.get(wildcards.data)
     return files + ([model_dir_input(teacher)] if teacher and STUDY.models[teacher].made_here else [])
 
@@ -294,7 +307,41 @@ MODEL_BACKENDS = ("generate", "translate")
 
 
 def get_synth_gpus(wildcards):
-    return 1 if STUDY.datasets[wildcards.data]["backend"] in MODEL_BACKENDS else 0
+    """A model writes the data: 1, unless synth_part jobs wrote it and synth_data only holds out and writes files."""
+    model_written = STUDY.datasets[wildcards.data]["backend"] in MODEL_BACKENDS
+    return 1 if model_written and wildcards.data not in SYNTH_PARTS_OF else 0
+
+
+def synth_part_file(data, index):
+    return f"{R}/data/{data}/parts/p{index}.jsonl"
+
+
+def get_synth_data_parts(wildcards):
+    """synth_data's parts param: the synth_part files it holds out (a dataset written in one job: none)."""
+    n = len(SYNTH_PARTS.get(wildcards.data) or [])
+    return [synth_part_file(wildcards.data, i) for i in range(1, n + 1)]
+
+
+def get_synth_part_input(wildcards):
+    """A synth_part job's teacher when this workflow builds it (as synth_data's)."""
+    teacher = STUDY.data_teachers.get(wildcards.data)
+    return [model_dir_input(teacher)] if teacher and STUDY.models[teacher].made_here else []
+
+
+def get_synth_part_languages(wildcards):
+    return list(SYNTH_PARTS[wildcards.data][int(wildcards.part) - 1])
+
+
+LIGHT_DATA_RUNTIME_MINUTES = 60  # a data job that runs no model: template data, a hub dataset, parts held out
+
+
+def get_synth_runtime(wildcards):
+    """The SLURM runtime of a data job a model runs: its estimate x evaluation.runtime_margin (at least
+    RUNTIME_FLOOR_MINUTES); any other data job: LIGHT_DATA_RUNTIME_MINUTES."""
+    part = getattr(wildcards, "part", None)
+    if not (part or get_synth_gpus(wildcards)):
+        return LIGHT_DATA_RUNTIME_MINUTES
+    return SYNTH_RUNTIME.get(f"{wildcards.data}_p{part}" if part else wildcards.data, RUNTIME_FLOOR_MINUTES)
 
 
 def get_synth_threads(wildcards):

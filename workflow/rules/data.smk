@@ -68,11 +68,50 @@ rule synth_data:
     resources:
         **hub_offline_resource(),
         gpu=get_synth_gpus,
+        runtime=get_synth_runtime,
     params:
         spec=get_synth_data_spec,  # hub repositories at their pinned commits
         languages=get_dataset_languages,
         seed=lambda wc: STUDY.data_seed(wc.data),  # datasets.<name>.seed, default: the global seed
         lexicon_dir=LEXICON_DIR,
+        # only where some dataset is written in parts: a new param would rerun every existing dataset
+        **({"parts": get_synth_data_parts} if SYNTH_PARTS_OF else {}),
         code_version=STAGE_VERSIONS["synth_data"],
     script:
         "../scripts/synth_data.py"
+
+
+# A model-written dataset estimated over evaluation.max_job_hours is written in parts (docs/cost-and-sharding.md,
+# "Data jobs"): each synth_part job writes the records of some of its languages (each language seeded on its own,
+# so they are the records one job would write); synth_data then holds out and writes the dataset from them. A
+# killed part reruns alone.
+if SYNTH_PARTS_OF:
+
+    rule synth_part:
+        input:
+            get_synth_part_input,
+            preflight=after_preflight,
+        output:
+            f"{R}/data/{{data}}/parts/p{{part}}.jsonl",
+        log:
+            "logs/synth_part/{data}/p{part}.log",
+        benchmark:
+            "benchmarks/synth_part/{data}/p{part}.tsv"
+        wildcard_constraints:
+            data=_alternatives(SYNTH_PARTS_OF),
+            part=r"\d+",
+        conda:
+            CONDA_ENV
+        threads: GPU_JOB_THREADS
+        resources:
+            **hub_offline_resource(),
+            gpu=1,
+            runtime=get_synth_runtime,
+        params:
+            spec=get_synth_data_spec,
+            languages=get_dataset_languages,
+            produce=get_synth_part_languages,
+            seed=lambda wc: STUDY.data_seed(wc.data),
+            code_version=STAGE_VERSIONS["synth_data"],
+        script:
+            "../scripts/synth_part.py"

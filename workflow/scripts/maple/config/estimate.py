@@ -162,28 +162,70 @@ def finetune_rows(study, table: dict) -> list[dict]:
     return rows
 
 
-def synth_rows(study, table: dict) -> list[dict]:
-    """Datasets a model writes (generate: instruction and response steps; translate: translation and, with
-    responses teacher, the responses), with the teacher's size taken from its name."""
+MODEL_WRITTEN = ("generate", "translate")
+
+
+def synth_language_seconds(spec: dict, table: dict) -> tuple[float, float, str]:
+    """(generations per language, GPU-seconds per language, the teacher) of a dataset a model writes (generate:
+    instruction and response steps; translate: translation and, with responses teacher, the responses), with the
+    teacher's size taken from its name."""
+    n = int(spec.get("n_per_language") or spec.get("n_train_per_language", 120) + spec.get("n_eval_per_language", 40))
+    teacher = str(spec.get("teacher") or spec.get("translator") or "")
+    match = re.search(r"(\d+(?:\.\d+)?)([bBmM])", teacher)
+    params_b = (float(match[1]) / (1 if match[2] in "bB" else 1000)) if match else DEFAULT_PARAMS_B
+    batch = generation_batch(spec.get("batch_size", 8))
+    new = spec.get("max_new_tokens", 256)
+    steps = 2 if spec["backend"] == "generate" or spec.get("responses") == "teacher" else 1
+    examples = n * steps * 1.3  # candidates beyond n: filters and oversampling
+    return examples, generate_seconds(table, examples, 200, new, batch, params_b, 16), teacher  # to the cap
+
+
+def plan_synth_parts(study, table: dict) -> dict[str, list[tuple[str, ...]]]:
+    """A model-written dataset's languages in parts (synth_part jobs) so that none is estimated over
+    evaluation.max_job_hours; [] for a dataset that fits one synth_data job (or is not model-written)."""
+    ev = study.evaluation_params
+    parts = {}
+    for name, spec in study.datasets.items():
+        if spec["backend"] not in MODEL_WRITTEN:
+            continue
+        _, per_language, _ = synth_language_seconds(spec, table)
+        langs = list(spec["languages"])
+        shards = plan_task_shards(
+            name,
+            dict.fromkeys(langs, 1),
+            dict.fromkeys(langs, per_language),
+            max_seconds=ev["max_job_hours"] * 3600,
+            overhead_seconds=table["load_seconds"],
+            ranges_allowed=False,
+        )
+        parts[name] = [tuple(s.languages) for s in shards] if len(shards) > 1 else []
+    return parts
+
+
+def synth_rows(study, table: dict, parts: dict | None = None) -> list[dict]:
+    """One row per data job a model runs: the dataset's synth_data job, or each of its synth_part jobs."""
     rows = []
     for name, spec in study.datasets.items():
-        if spec["backend"] not in ("generate", "translate"):
+        if spec["backend"] not in MODEL_WRITTEN:
             continue
-        langs = spec["languages"]
-        n = int(
-            spec.get("n_per_language") or spec.get("n_train_per_language", 120) + spec.get("n_eval_per_language", 40)
-        )
-        teacher = str(spec.get("teacher") or spec.get("translator") or "")
-        match = re.search(r"(\d+(?:\.\d+)?)([bBmM])", teacher)
-        params_b = (float(match[1]) / (1 if match[2] in "bB" else 1000)) if match else DEFAULT_PARAMS_B
-        batch = generation_batch(spec.get("batch_size", 8))
-        new = spec.get("max_new_tokens", 256)
-        steps = 2 if spec["backend"] == "generate" or spec.get("responses") == "teacher" else 1
-        examples = n * len(langs) * steps * 1.3  # candidates beyond n: filters and oversampling
-        seconds = table["load_seconds"] + generate_seconds(table, examples, 200, new, batch, params_b, 16)  # to the cap
-        rows.append(
-            _row("synth_data", teacher, name, "", "", langs, examples, examples * (200 + new), seconds, kind="generate")
-        )
+        examples, seconds, teacher = synth_language_seconds(spec, table)
+        groups = (parts or {}).get(name) or [tuple(spec["languages"])]
+        for index, langs in enumerate(groups, start=1):
+            job = f"{name}_p{index}" if len(groups) > 1 else name
+            rows.append(
+                _row(
+                    "synth_data",
+                    teacher,
+                    name,
+                    "",
+                    job,
+                    list(langs),
+                    examples * len(langs),
+                    examples * len(langs) * (200 + spec.get("max_new_tokens", 256)),
+                    table["load_seconds"] + seconds * len(langs),
+                    kind="generate",
+                )
+            )
     return rows
 
 
@@ -207,10 +249,12 @@ def runtime_minutes(seconds: float, margin: float) -> int:
     return max(math.ceil(seconds * margin / 60), RUNTIME_FLOOR_MINUTES)
 
 
-def study_estimate(study, shards: dict[str, list[Shard]], table: dict, tokens: dict | None = None) -> list[dict]:
-    """Every GPU job of the study with its estimate and its SLURM runtime (minutes)."""
+def study_estimate(
+    study, shards: dict[str, list[Shard]], table: dict, tokens: dict | None = None, parts: dict | None = None
+) -> list[dict]:
+    """Every GPU job of the study with its estimate and its SLURM runtime (minutes). parts: plan_synth_parts."""
     margin = study.evaluation_params["runtime_margin"]
-    rows = synth_rows(study, table) + finetune_rows(study, table) + evaluation_rows(study, shards, table, tokens)
+    rows = synth_rows(study, table, parts) + finetune_rows(study, table) + evaluation_rows(study, shards, table, tokens)
     for row in rows:
         row["runtime_min"] = runtime_minutes(row["gpu_seconds"], margin)
     return rows

@@ -185,7 +185,9 @@ def load_seed_prompts(path: str | None) -> list[dict]:
 # --- The backend ---------------------------------------------------------------------------------------------------
 
 
-def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
+def build(spec: dict, languages: dict[str, dict], seed: int, produce: list[str] | None = None) -> list[dict]:
+    """The dataset's records for the languages in `produce` (default: every language), each language seeded on its
+    own, so that the records of a part of the languages (a synth_part job) are those of the whole."""
     import torch
 
     settings = GenerateSettings.from_spec(spec)
@@ -206,7 +208,7 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
     extra = {"min_new_tokens": settings.min_new_tokens} if settings.min_new_tokens else {}
 
     records: list[dict] = []
-    for lang in sorted(languages):
+    for lang in sorted(produce or languages):
         language = languages[lang].get("name", lang)
         pool = [p["instruction"] for p in seed_prompts if p["lang"] == lang] or [p["instruction"] for p in seed_prompts]
         kept: list[dict] = []

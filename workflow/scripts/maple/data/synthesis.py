@@ -24,8 +24,9 @@ BACKEND_MODULES = {
 BACKENDS = ("template", *BACKEND_MODULES)
 
 
-def synthesize(name: str, spec: dict, languages: dict, seed: int, lexicon_dir: str) -> dict:
-    """{"train": [...], "eval_mc": {lang: [...]}, "eval_gen": {lang: [...]}} for dataset `name`."""
+def synthesize(name: str, spec: dict, languages: dict, seed: int, lexicon_dir: str, records=None) -> dict:
+    """{"train": [...], "eval_mc": {lang: [...]}, "eval_gen": {lang: [...]}} for dataset `name`. records: a
+    model-written dataset's records already built by its synth_part jobs (build_part), else built here."""
     backend = spec["backend"]
     langs = list(spec["languages"])
     n_train = spec.get("n_train_per_language", DEFAULT_N_TRAIN_PER_LANGUAGE)
@@ -35,8 +36,8 @@ def synthesize(name: str, spec: dict, languages: dict, seed: int, lexicon_dir: s
 
         data = make_dataset(langs, n_train, n_eval, seed, lexicon_dir)
     elif backend in BACKEND_MODULES:
-        module = importlib.import_module(BACKEND_MODULES[backend])
-        records = module.build(spec, {lang: languages[lang] for lang in langs}, seed)
+        if records is None:
+            records = build_part(spec, languages, seed, langs)
         data = hold_out(records, langs, n_eval, seed)
     else:
         raise ValueError(f"datasets.{name}.backend: expected one of {BACKENDS}, got {backend!r}")
@@ -46,6 +47,16 @@ def synthesize(name: str, spec: dict, languages: dict, seed: int, lexicon_dir: s
     for record in data["train"]:
         check_record(record)
     return data
+
+
+def build_part(spec: dict, languages: dict, seed: int, produce: list[str]) -> list[dict]:
+    """The records of the languages in `produce` of a dataset built by a backend module (generate, translate, hub);
+    the backend sees every language of the dataset (its source language, its script filters)."""
+    module = importlib.import_module(BACKEND_MODULES[spec["backend"]])
+    dataset_languages = {lang: languages[lang] for lang in spec["languages"]}
+    if spec["backend"] == "hub":
+        return module.build(spec, dataset_languages, seed)
+    return module.build(spec, dataset_languages, seed, produce=list(produce))
 
 
 def hold_out(records: list[dict], langs: list[str], n_eval: int, seed: int) -> dict:

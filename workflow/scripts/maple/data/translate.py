@@ -119,7 +119,9 @@ def load_seed_records(spec: dict | TranslateSettings) -> list[dict]:
 # --- The backend ---------------------------------------------------------------------------------------------------
 
 
-def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
+def build(spec: dict, languages: dict[str, dict], seed: int, produce: list[str] | None = None) -> list[dict]:
+    """The dataset's records for the languages in `produce` (default: every language), each language seeded on its
+    own, so that the records of a part of the languages (a synth_part job) are those of the whole."""
     import torch
 
     settings = TranslateSettings.from_spec(spec)
@@ -160,7 +162,7 @@ def build(spec: dict, languages: dict[str, dict], seed: int) -> list[dict]:
         extra = {"min_new_tokens": settings.min_new_tokens} if settings.min_new_tokens else {}
 
     records: list[dict] = []
-    for lang in sorted(languages):
+    for lang in sorted(produce or languages):
         language = languages[lang].get("name", lang)
         order = list(range(len(unique)))
         random.Random(language_seed(seed, "" if settings.parallel else lang, "pool")).shuffle(order)
