@@ -136,6 +136,8 @@ def build_mirror(root: Path) -> dict:
     models/org/bare        a README only (no parameter count from anywhere)
     datasets/juletxara/xstory_cloze   main: a loading script and README; refs/convert/parquet: sw/{train,eval}
     datasets/org/plain     plain data files on main (data/train.jsonl), no conversion
+    datasets/cambridgeltl/xcopa   main: a README whose card (YAML front matter) gives each config's split sizes,
+                           sw's test as workflow/resources/task_sizes.csv has it (500), et's not (499)
     org/missing is no repository; org/tiny-hub has no branch "no-such-branch"."""
     from tiny_models import build_tiny_llama
 
@@ -167,7 +169,31 @@ def build_mirror(root: Path) -> dict:
     commits["xstory_cloze@parquet"] = move_to_ref(stories, "refs/convert/parquet")
     rows = "".join(json.dumps({"instruction": f"Say {i}.", "input": "", "output": f"{i}."}) + "\n" for i in range(3))
     commits["plain"] = commit_files(mirrors / "datasets" / "org" / "plain", {"data/train.jsonl": rows}, "plain")
+    commits["xcopa"] = commit_files(mirrors / "datasets" / "cambridgeltl" / "xcopa", {"README.md": XCOPA_CARD}, "card")
     return commits
+
+
+# The README of a dataset repository as the hub holds it: the card's dataset_info gives each config's splits.
+XCOPA_CARD = """---
+language:
+- et
+- sw
+dataset_info:
+- config_name: et
+  splits:
+  - name: validation
+    num_examples: 100
+  - name: test
+    num_examples: 499
+- config_name: sw
+  splits:
+  - name: validation
+    num_examples: 100
+  - name: test
+    num_examples: 500
+---
+# XCOPA
+"""
 
 
 # --- The server -------------------------------------------------------------------------------------------------

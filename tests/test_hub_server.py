@@ -130,8 +130,40 @@ def test_preflight_through_a_hub_server(hub_server, hub_mirror, tmp_path):
         "mem  models.bare: parameter count unknown (tried: model_info safetensors (absent); safetensors headers "
         "(NotASafetensorsRepoError); config.json (HTTP 404)); GPU memory not checked" in report
     )
+    # the shipped task reads the conversion through data_files (on the hub the conversion holds no README either)
+    assert (
+        "size not checked: maple_xstorycloze_sw (dataset juletxara/xstory_cloze@refs/convert/parquet): read through "
+        "data_files, whose split sizes a dataset card does not describe" in report
+    )
     assert "auth_check" not in " ".join(p for _, p, _ in hub_server.requests())  # no repo here is gated
     assert slash_revisions_in_paths(hub_server) == []
+
+
+def test_split_sizes_checked_against_the_card_a_hub_server_serves(hub_server, hub_mirror, tmp_path):
+    """olah returns a dataset's README front matter as dataset_info's cardData at the commit asked for; preflight
+    reads the split sizes from the info it fetched to pin the commit (one request for both languages): the row that
+    agrees is reported, the one that differs is a problem naming the table, the task, the language and both figures."""
+    commit = hub_mirror[1]["xcopa"]
+    config = small_config()
+    config["languages"]["sw"]["codes"] = {"xcopa": "sw"}
+    config["languages"]["et"] = {"name": "Estonian", "script": "Latn", "resource": "low", "codes": {"xcopa": "et"}}
+    config["evaluation"]["tasks"] = {
+        "xcopa": {"source": "lm_eval", "lm_eval_task": "xcopa_{code}", "languages": ["sw", "et"]}
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    outcome = run_here("preflight", str(path), env=hub_env(hub_server.endpoint, tmp_path / "hf"))
+    assert outcome["problems"] == [
+        "workflow/resources/task_sizes.csv: evaluation.tasks.xcopa language et (xcopa_et): the table gives 500 "
+        f"examples, the card of dataset 'cambridgeltl/xcopa' at 'main' ({commit[:12]}) gives 499 for config 'et' "
+        "split 'test', the split the task scores: correct the row to 499 examples"
+    ]
+    assert (
+        f"size dataset cambridgeltl/xcopa@main ({commit[:12]}): workflow/resources/task_sizes.csv agrees with its card "
+        "for xcopa_sw" in outcome["report"]
+    )
+    infos = [p for _, p, _ in hub_server.requests() if p.startswith("/api/datasets/cambridgeltl/xcopa/revision/")]
+    assert infos == [f"/api/datasets/cambridgeltl/xcopa/revision/{commit}"]
 
 
 def test_prefetch_through_a_hub_server_then_loads_offline(hub_server, hub_mirror, tmp_path):

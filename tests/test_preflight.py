@@ -67,6 +67,115 @@ def test_hub_study_offline_fails_naming_what_it_could_not_check(monkeypatch):
     assert "run preflight where the hub is reachable" in outcome.problems[0]
 
 
+def xcopa_config(languages=("sw",)) -> dict:
+    config = small_config()
+    config["languages"]["sw"]["codes"] = {"xcopa": "sw"}
+    config["languages"]["et"] = {"name": "Estonian", "script": "Latn", "resource": "low", "codes": {"xcopa": "et"}}
+    config["evaluation"]["tasks"] = {
+        "xcopa": {"source": "lm_eval", "lm_eval_task": "xcopa_{code}", "languages": list(languages)}
+    }
+    return config
+
+
+def test_split_sizes_offline_are_not_checked_and_fail_nothing(monkeypatch, tmp_path):
+    """Offline, the split sizes are "not checked" in the report and add no problem: a study that reads the hub fails
+    only on the one offline line; one whose task data comes from a dataset_mirrors entry passes."""
+    from maple.hub.preflight import run_preflight
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = xcopa_config(("sw", "et"))
+    outcome = run_preflight(plan_of(config), shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir(), api_factory=NoHub)
+    assert len(outcome.problems) == 1 and "the hub is offline here" in outcome.problems[0]
+    assert "size not checked: xcopa_sw, xcopa_et: the hub is offline here" in outcome.report
+    (tmp_path / "xcopa").mkdir()
+    config["dataset_mirrors"] = {"cambridgeltl/xcopa": str(tmp_path / "xcopa")}
+    outcome = run_preflight(plan_of(config), shipped_dir=SHIPPED, lm_eval_dir=lm_eval_dir(), api_factory=NoHub)
+    assert outcome.problems == []
+    assert (
+        "size not checked: xcopa_sw, xcopa_et: its data is not read from the hub (dataset_mirrors or a local "
+        "directory)" in outcome.report
+    )
+
+
+def test_split_sizes_against_the_dataset_card():
+    """The table's rows against the card in dataset_info as huggingface_hub parses the hub's answer (DatasetInfo
+    from the JSON of /api/datasets/<id>/revision/<commit>; tests/test_hub_server.py asks a real server): a figure
+    that differs is one problem naming the table, the task and language, both figures and the fix; a config or
+    split the card does not size, a read through data_files, a card without sizes and a task without a row are
+    "not checked" with the reason."""
+    from huggingface_hub.hf_api import DatasetInfo
+    from maple.hub.pins import HubRepo
+    from maple.hub.preflight import DatasetNeed
+    from maple.hub.split_sizes import check_sizes
+
+    def need(lang, scored="test", table=(500, "test"), **kwargs):
+        row = {"examples": table[0], "split": table[1]} if table else None
+        label = f"evaluation.tasks.xcopa language {lang} (xcopa_{lang})"
+        return DatasetNeed(label, lang, task=f"xcopa_{lang}", scored=scored, table=row, **kwargs)
+
+    card = {
+        "language": ["sw", "et"],
+        "dataset_info": [
+            {
+                "config_name": "sw",
+                "splits": [{"name": "validation", "num_examples": 100}, {"name": "test", "num_examples": 500}],
+            },
+            {"config_name": "et", "splits": [{"name": "test", "num_examples": 499}]},
+            {"config_name": "it", "splits": [{"name": "validation", "num_examples": 100}]},
+        ],
+    }
+    info = DatasetInfo(id="cambridgeltl/xcopa", sha=sha("x"), private=False, cardData=card)
+    repo = HubRepo("dataset", "cambridgeltl/xcopa", "main")
+    needs = [
+        need("sw"),
+        need("et"),
+        need("it", scored="validation"),  # the row is for the test split
+        need("qu"),  # no config qu in the card
+        need("ht", data_files={"test": "ht/test/*.parquet"}),
+        need("zz", table=None),
+        DatasetNeed("datasets.x.seed_data"),  # a data backend's read: no task, no size
+    ]
+    lines, problems = check_sizes(repo, sha("x"), info, needs)
+    at = f"at 'main' ({sha('x')[:12]})"
+    assert problems == [
+        "workflow/resources/task_sizes.csv: evaluation.tasks.xcopa language et (xcopa_et): the table gives 500 "
+        f"examples, the card of dataset 'cambridgeltl/xcopa' {at} gives 499 for config 'et' split 'test', the "
+        "split the task scores: correct the row to 499 examples",
+        "workflow/resources/task_sizes.csv: evaluation.tasks.xcopa language it (xcopa_it): the table gives 500 "
+        f"examples (its row is for split 'test'), the card of dataset 'cambridgeltl/xcopa' {at} gives 100 for "
+        "config 'it' split 'validation', the split the task scores: correct the row to 100 examples of split "
+        "'validation'",
+    ]
+    where = "(dataset cambridgeltl/xcopa@main)"
+    assert lines == [
+        f"size dataset cambridgeltl/xcopa@main ({sha('x')[:12]}): workflow/resources/task_sizes.csv agrees with its "
+        "card for xcopa_sw",
+        f"size not checked: xcopa_zz {where}: no row in workflow/resources/task_sizes.csv",
+        f"size not checked: xcopa_qu {where}: the dataset card at {sha('x')[:12]} gives no size for the config and "
+        "split the task scores",
+        f"size not checked: xcopa_ht {where}: read through data_files, whose split sizes a dataset card does not "
+        "describe",
+    ]
+    # A card of one config without config_name sizes a task without dataset_name; a card without sizes, nothing.
+    single = DatasetInfo(
+        id="org/one", sha=sha("o"), cardData={"dataset_info": {"splits": [{"name": "test", "num_examples": 7}]}}
+    )
+    one = DatasetNeed(
+        "evaluation.tasks.one language en (one_en)",
+        None,
+        task="one_en",
+        scored="test",
+        table={"examples": 7, "split": "test"},
+    )
+    assert check_sizes(HubRepo("dataset", "org/one", "main"), sha("o"), single, [one])[1] == []
+    bare = DatasetInfo(id="org/one", sha=sha("o"), cardData=None)
+    lines, problems = check_sizes(HubRepo("dataset", "org/one", "main"), sha("o"), bare, [one])
+    assert problems == [] and lines == [
+        f"size not checked: one_en (dataset org/one@main): no split sizes (dataset_info) in the dataset card at "
+        f"{sha('o')[:12]}"
+    ]
+
+
 def test_pins_and_memory_estimates(monkeypatch):
     """A model's commit pinned from its revision; the GPU memory estimate at each bit-width against
     preflight.gpu_memory_gib: 7e9 parameters fit 10 GiB at 4 bits, not at 16."""

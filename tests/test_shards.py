@@ -222,3 +222,22 @@ def test_model_written_datasets_are_written_in_parts_that_fit(maple_plan):
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     _, demo_study = checked_study(demo, [], str(REPO))
     assert plan_synth_parts(demo_study, table) == {}  # template data: no model writes it
+
+
+def test_each_row_is_for_the_split_its_task_scores():
+    """The table's split is the one lm-eval scores the task on (its test split, else its validation split), read from
+    the installed lm-eval's task YAMLs and the shipped ones: lm-eval's xnli tasks name no test split and score the
+    validation split (2,490 per language, not the test split's 5,010). The figures themselves are checked against
+    the hub by preflight (maple.hub.split_sizes)."""
+    from maple.config.validation import lm_eval_tasks_dir
+    from maple.hub.split_sizes import table_rows
+    from maple.hub.task_files import SHIPPED_TASKS_DIR, builtin_task_files, plain_config, shipped_task_files
+    from maple.hub.task_sources import scored_split
+
+    rows = table_rows()
+    shipped = shipped_task_files(SHIPPED_TASKS_DIR)
+    files = {**builtin_task_files([n for n in rows if n not in shipped], lm_eval_tasks_dir()), **shipped}
+    assert set(rows) <= set(files)
+    wrong = {n: (r["split"], scored_split(plain_config(files[n]))) for n, r in rows.items()}
+    assert {n: pair for n, pair in wrong.items() if pair[0] != pair[1]} == {}
+    assert rows["xnli_sw"] == {"examples": 2490, "split": "validation", "family": "xnli"}

@@ -13,9 +13,8 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-SIZES_FILE = Path(__file__).resolve().parents[3] / "resources" / "task_sizes.csv"
+from maple.hub.split_sizes import SIZES_FILE, table_rows
 
 # Per task family: choices (loglikelihood requests per example; 0: generation), English prompt tokens (Llama-2 /
 # Mistral tokenizers; an estimate from the datasets' published average lengths) and, for generation, lm-eval's own
@@ -92,9 +91,9 @@ class LangCost:
 
 @lru_cache(maxsize=4)
 def split_sizes(path: str = str(SIZES_FILE)) -> dict[str, tuple[int, str]]:
-    """lm-eval task name -> (examples of the split it scores, family)."""
-    with open(path, encoding="utf-8") as f:
-        return {row["lm_eval_task"]: (int(row["examples"]), row["family"]) for row in csv.DictReader(f)}
+    """lm-eval task name -> (examples of the split it scores, family). Preflight checks the examples against the hub
+    (maple.hub.split_sizes)."""
+    return {name: (row["examples"], row["family"]) for name, row in table_rows(path).items()}
 
 
 def family_of(lm_eval_name: str) -> str | None:

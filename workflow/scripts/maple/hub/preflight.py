@@ -6,16 +6,18 @@ tasks, local paths, model sizes at each bit-width. `run_preflight` checks it thr
 (maple.hub.api): each hub repository's revision resolved to a commit and its info read at that commit
 (maple.hub.revisions); each hub model readable with the token in the environment (gated or private named as such);
 each dataset holds no loading script at its commit and has the config and split every task language reads; every
-lm-eval task resolves; every local path exists, and a local model directory holds a whole model (maple.hub.model_files);
-each model's estimated GPU memory at each bit-width against preflight.gpu_memory_gib where given (maple.hub.memory). It returns the pins (maple.hub.pins), the report
-lines and the problems. Offline, a study that reads the hub fails with one line naming what could not be checked.
+lm-eval task resolves; each task language's row of the split sizes table agrees with its dataset's card where that
+gives a size (maple.hub.split_sizes); every local path exists, and a local model directory holds a whole model
+(maple.hub.model_files); each model's estimated GPU memory at each bit-width against preflight.gpu_memory_gib where
+given (maple.hub.memory). It returns the pins (maple.hub.pins), the report lines and the problems. Offline, a study
+that reads the hub fails with one line naming what could not be checked.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from maple.hub.access import looks_like_local_path, offline_mode
 from maple.hub.memory import hub_parameter_count, local_parameter_count, memory_lines
@@ -30,6 +32,7 @@ from maple.hub.revisions import (
     parquet_files,
     resolve,
 )
+from maple.hub.split_sizes import check_sizes, not_checked, plan_row
 from maple.hub.task_sources import (
     DEFAULT_CONFIG,
     PARQUET_REVISION,
@@ -37,6 +40,7 @@ from maple.hub.task_sources import (
     builtin_task_files,
     data_source,
     plain_config,
+    scored_split,
     shipped_task_files,
 )
 
@@ -96,7 +100,7 @@ def preflight_plan(study, gpu_memory_gib=None) -> dict:
         if not m.made_here and model_repo(m) is None:
             local_paths.append({"key": f"models.{alias}.path", "path": m.source, "model": True})
     tasks = [
-        {"alias": t.alias, "lang": lang, "name": name}
+        {"alias": t.alias, "lang": lang, "name": name, "table": plan_row(name)}
         for t in study.tasks.values()
         if t.source == "lm_eval"
         for lang, name in t.lm_eval_names.items()
@@ -136,6 +140,8 @@ class DatasetNeed:
     splits: tuple[str, ...] = ()
     task: str | None = None
     by_id: bool = True  # read through datasets by hub id (which refuses a loading script), not as hf:// files
+    scored: str | None = None  # the split lm-eval scores
+    table: dict | None = None  # the task's row of the split sizes table (maple.hub.split_sizes.plan_row)
 
 
 def check_local_paths(plan: dict, out: Outcome) -> None:
@@ -148,13 +154,15 @@ def check_local_paths(plan: dict, out: Outcome) -> None:
             out.problems.append(problem)
 
 
-def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list[DatasetNeed]], list[str]]:
-    """Each hub dataset (at the revision its task config names) -> the task languages that read it; and the
-    problems of tasks that do not resolve. A task whose dataset has a dataset_mirrors entry reads no hub."""
+def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list[DatasetNeed]], list, list[str]]:
+    """Each hub dataset (at the revision its task config names) -> the task languages that read it; the task
+    languages that read no hub (a dataset_mirrors entry, a local directory); the problems of tasks that do not
+    resolve."""
     needs: dict[HubRepo, list[DatasetNeed]] = {}
+    elsewhere: list[DatasetNeed] = []
     problems: list[str] = []
     if not plan["tasks"]:
-        return needs, problems
+        return needs, elsewhere, problems
     names = [t["name"] for t in plan["tasks"]]
     shipped = shipped_task_files(shipped_dir)
     files = {**builtin_task_files([n for n in names if n not in shipped], lm_eval_dir), **shipped}
@@ -170,16 +178,16 @@ def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list
             continue
         source = data_source(cfg)
         dataset = source["dataset"]
+        need = DatasetNeed(label, source["name"], task=t["name"], scored=scored_split(cfg), table=t.get("table"))
         if dataset in plan["mirrors"] or not is_hub_id(dataset):
+            elsewhere.append(need)
             continue
         data_files = source["data_files"]
         if isinstance(data_files, str):
             data_files = {split: data_files for split in source["splits"]} or {"train": data_files}
         repo = HubRepo("dataset", dataset, source["revision"] or "main")
-        needs.setdefault(repo, []).append(
-            DatasetNeed(label, source["name"], data_files, tuple(source["splits"]), task=t["name"])
-        )
-    return needs, problems
+        needs.setdefault(repo, []).append(replace(need, data_files=data_files, splits=tuple(source["splits"])))
+    return needs, elsewhere, problems
 
 
 def _resolved(api, repo: HubRepo, what: str, token: str | None, out: Outcome):
@@ -271,6 +279,9 @@ def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | Non
         if need.task:
             out.pins["task_datasets"][need.task] = repo.key
     out.report.append(f"ok   {users}: dataset {repo.repo_id}@{repo.revision} -> {commit}")
+    sizes, problems = check_sizes(repo, commit, resolved.info, needs)
+    out.report.extend(sizes)
+    out.problems.extend(problems)
 
 
 def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> Outcome:
@@ -279,10 +290,13 @@ def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> 
 
     out = Outcome()
     check_local_paths(plan, out)
-    needs, task_problems = task_needs(plan, shipped_dir, lm_eval_dir) if lm_eval_dir else ({}, [])
+    needs, elsewhere, task_problems = task_needs(plan, shipped_dir, lm_eval_dir) if lm_eval_dir else ({}, [], [])
     if plan["tasks"] and not lm_eval_dir:
         out.problems.append("evaluation.tasks: lm-eval is not installed here, so no lm-eval task can resolve")
     out.problems.extend(task_problems)
+    out.report.extend(
+        not_checked(elsewhere, "its data is not read from the hub (dataset_mirrors or a local directory)")
+    )
     model_repos = [
         (f"models.{m['alias']}", HubRepo("model", m["source"], m["revision"])) for m in plan["models"] if m["hub"]
     ]
@@ -298,6 +312,9 @@ def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> 
             f"the hub is offline here (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE / TRANSFORMERS_OFFLINE set): could not "
             f"check or pin {len(names)} hub repositories ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''}); "
             f"run preflight where the hub is reachable (the submit host): `snakemake preflight --forcerun preflight`"
+        )
+        out.report.extend(
+            not_checked([n for repo_needs in needs.values() for n in repo_needs], "the hub is offline here")
         )
     elif hub_models or needs:
         api = (api_factory or hub_api)()

@@ -48,6 +48,11 @@ def declared_splits(cfg: dict) -> list[str]:
     return splits
 
 
+def scored_split(cfg: dict) -> str | None:
+    """The split lm-eval scores a task config on: its test split, else its validation split."""
+    return cfg.get("test_split") or cfg.get("validation_split")
+
+
 def parquet_data_files(config_name: str | None, splits) -> dict[str, str]:
     """{split: "<config>/<split>/*.parquet"}: the parquet conversion's files of one config, relative to its root."""
     config_dir = config_name or DEFAULT_CONFIG
