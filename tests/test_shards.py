@@ -241,3 +241,22 @@ def test_each_row_is_for_the_split_its_task_scores():
     wrong = {n: (r["split"], scored_split(plain_config(files[n]))) for n, r in rows.items()}
     assert {n: pair for n, pair in wrong.items() if pair[0] != pair[1]} == {}
     assert rows["xnli_sw"] == {"examples": 2490, "split": "validation", "family": "xnli"}
+
+
+def test_a_range_past_the_end_of_its_split_fails_before_lm_eval_runs(tmp_path):
+    """A split smaller than the table says: its last ranges would start past the end, and lm-eval reads an empty
+    sample list as every example; the job fails at once, naming the table."""
+    from maple.evaluate.job import run_lm_eval
+    from maple.runtime.tasks import Task
+
+    held_out = tmp_path / "en.jsonl"
+    held_out.write_text(
+        "".join(json.dumps({"instruction": f"q{i}", "input": "", "output": "a"}) + "\n" for i in range(3))
+    )
+    task = Task(
+        "gen", "local", "generate", "exact_match", {"en": "maple_gen_en"}, ("en",), eval_files={"en": str(held_out)}
+    )
+    with pytest.raises(
+        ValueError, match=r"maple_gen_en: the range 5-end starts past the split's 3 examples.*task_sizes"
+    ):
+        run_lm_eval(None, None, task, ["en"], "plain", 0, examples=(5, None))

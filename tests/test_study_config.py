@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
+from maple.config.estimate import plan_synth_parts
+from maple.config.throughput import read_gpu_summary
+from maple.config.validation import checked_study
 
 STUDY_CONFIG = REPO / "config" / "maple.yaml"
 SHIPPED_TASKS = REPO / "workflow" / "resources" / "lm_eval_tasks"
@@ -118,6 +121,12 @@ def expected_jobs(config: dict) -> dict[str, int]:
         jobs["prefetch"] = 1
     if built:
         jobs["build_tiny_model"] = built
+    # a model-written dataset over evaluation.max_job_hours is written in parts (their plan: tests/test_shards.py)
+    parts = sum(
+        len(p) for p in plan_synth_parts(checked_study(config, [], str(REPO))[1], read_gpu_summary(None)).values()
+    )
+    if parts:
+        jobs["synth_part"] = parts
     return jobs
 
 

@@ -69,8 +69,9 @@ def estimate_markdown(rows: list[dict], table: dict, evaluation: dict, notes: li
         "the shipped split sizes in workflow/resources/task_sizes.csv and the throughput table below; no model "
         "loaded, no network). docs/cost-and-sharding.md states the model of cost and its assumptions.",
         "",
-        f"Evaluation jobs are sharded to at most evaluation.max_job_hours = {evaluation['max_job_hours']:g} h each; "
-        f"each job's SLURM runtime is its estimate x {evaluation['runtime_margin']:g} (estimate.csv: runtime_min).",
+        f"Evaluation jobs are sharded, and model-written datasets written in parts (synth_part), to at most "
+        f"evaluation.max_job_hours = {evaluation['max_job_hours']:g} h each; each job's SLURM runtime is its "
+        f"estimate x {evaluation['runtime_margin']:g} (estimate.csv: runtime_min).",
         "",
         "| job class | jobs | examples | tokens | GPU-hours | longest job (h) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

@@ -167,6 +167,11 @@ def run_lm_eval(lm, tokenizer, task: Task, languages, prompt_format: str, seed: 
             total = len(task_manager.load([name])["tasks"][name].eval_docs)
             start, stop = examples
             stop = min(stop or total, total, task.limit or total)
+            if start >= stop:  # lm-eval reads an empty sample list as "every example"
+                raise ValueError(
+                    f"{name}: the range {start}-{examples[1] or 'end'} starts past the split's {stop} examples: "
+                    "its row in workflow/resources/task_sizes.csv overstates the split (preflight checks it online)"
+                )
             samples = {name: list(range(start, stop))}
         return lm_eval.simple_evaluate(
             model=lm,
