@@ -70,12 +70,12 @@ rule synth_data:
         gpu=get_synth_gpus,
         runtime=get_synth_runtime,
     params:
+        # only where some dataset is written in parts: a new param would rerun every existing dataset
         **({"parts": get_synth_data_parts} if SYNTH_PARTS_OF else {}),
         spec=get_synth_data_spec,  # hub repositories at their pinned commits
         languages=get_dataset_languages,
         seed=lambda wc: STUDY.data_seed(wc.data),  # datasets.<name>.seed, default: the global seed
         lexicon_dir=LEXICON_DIR,
-        # only where some dataset is written in parts: a new param would rerun every existing dataset
         code_version=STAGE_VERSIONS["synth_data"],
     script:
         "../scripts/synth_data.py"
