@@ -122,11 +122,14 @@ def expected_jobs(config: dict) -> dict[str, int]:
     if built:
         jobs["build_tiny_model"] = built
     # a model-written dataset over evaluation.max_job_hours is written in parts (their plan: tests/test_shards.py)
-    parts = sum(
-        len(p) for p in plan_synth_parts(checked_study(config, [], str(REPO))[1], read_gpu_summary(None)).values()
-    )
-    if parts:
-        jobs["synth_part"] = parts
+    plan = plan_synth_parts(checked_study(config, [], str(REPO))[1], read_gpu_summary(None))
+    in_parts = [name for name, parts in plan.items() if parts]
+    if in_parts:
+        jobs["synth_part"] = sum(len(parts) for parts in plan.values())
+        jobs["synth_data_from_parts"] = len(in_parts)
+    jobs["synth_data"] = n_datasets - len(in_parts)
+    if not jobs["synth_data"]:
+        del jobs["synth_data"]
     return jobs
 
 

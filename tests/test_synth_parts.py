@@ -51,7 +51,7 @@ def test_a_dataset_written_in_parts_is_the_dataset_of_one_job(tmp_path):
     shutil.rmtree(split / "results" / "data" / "gen")
     config["evaluation"]["max_job_hours"] = IN_PARTS_HOURS
     in_parts = write_config(tmp_path / "in-parts", config)
-    assert planned_jobs(split, "--", TARGET, config=in_parts) == {"synth_part": 3, "synth_data": 1}
+    assert planned_jobs(split, "--", TARGET, config=in_parts) == {"synth_part": 3, "synth_data_from_parts": 1}
     run_snakemake(split, "--cores", "2", "--resources", "gpu=1", "--", TARGET, config=in_parts)
     assert dataset_files(split) == dataset_files(whole) and dataset_files(whole)
 
@@ -60,4 +60,4 @@ def test_a_dataset_written_in_parts_is_the_dataset_of_one_job(tmp_path):
     for done in ("parts/p2.jsonl", "train.jsonl", "stats.json"):
         (gen / done).unlink()
     shutil.rmtree(gen / "eval")
-    assert planned_jobs(split, "--", TARGET, config=in_parts) == {"synth_part": 1, "synth_data": 1}
+    assert planned_jobs(split, "--", TARGET, config=in_parts) == {"synth_part": 1, "synth_data_from_parts": 1}

@@ -65,6 +65,7 @@ SHARDS = plan_shards(STUDY, THROUGHPUT, TOKENS)
 # a model-written dataset too large for one job: its languages in parts (rule synth_part)
 SYNTH_PARTS = plan_synth_parts(STUDY, THROUGHPUT)
 SYNTH_PARTS_OF = [name for name, parts in SYNTH_PARTS.items() if parts]
+SYNTH_WHOLE = [name for name in STUDY.datasets if name not in SYNTH_PARTS_OF]  # rule synth_data's datasets
 # engine vllm: the LoRA rank bound of the engine, from the whole grid (before allow_missing cuts it)
 VLLM_LORA_RANK = max_lora_rank([f.rank for f in STUDY.finetunes])
 ESTIMATE = study_estimate(STUDY, SHARDS, THROUGHPUT, TOKENS, SYNTH_PARTS)
@@ -286,12 +287,9 @@ def get_lexicon_dir(wildcards, input):
 
 
 def get_synth_data_input(wildcards):
-    """A template dataset's lexicons; a teacher that is a model this workflow builds or converts: its directory;
-    a dataset written in parts: the parts."""
+    """A template dataset's lexicons; a teacher that is a model this workflow builds or converts: its directory."""
     spec = STUDY.datasets[wildcards.data]
     files = lexicon_files(spec["languages"]) if spec["backend"] == "template" else []
-    if wildcards.data in SYNTH_PARTS_OF:
-        return files + get_synth_data_parts(wildcards)
     teacher = STUDY.data_teachers.get(wildcards.data)
     return files + ([model_dir_input(teacher)] if teacher and STUDY.models[teacher].made_here else [])
 
@@ -307,9 +305,7 @@ MODEL_BACKENDS = ("generate", "translate")
 
 
 def get_synth_gpus(wildcards):
-    """A model writes the data: 1, unless synth_part jobs wrote it and synth_data only holds out and writes files."""
-    model_written = STUDY.datasets[wildcards.data]["backend"] in MODEL_BACKENDS
-    return 1 if model_written and wildcards.data not in SYNTH_PARTS_OF else 0
+    return 1 if STUDY.datasets[wildcards.data]["backend"] in MODEL_BACKENDS else 0
 
 
 def synth_part_file(data, index):
@@ -317,9 +313,8 @@ def synth_part_file(data, index):
 
 
 def get_synth_data_parts(wildcards):
-    """synth_data's parts param: the synth_part files it holds out (a dataset written in one job: none)."""
-    n = len(SYNTH_PARTS.get(wildcards.data) or [])
-    return [synth_part_file(wildcards.data, i) for i in range(1, n + 1)]
+    """The synth_part files of a dataset written in parts (rule synth_data_from_parts)."""
+    return [synth_part_file(wildcards.data, i) for i in range(1, len(SYNTH_PARTS[wildcards.data]) + 1)]
 
 
 def get_synth_part_input(wildcards):
@@ -341,7 +336,7 @@ def get_synth_runtime(wildcards):
     part = getattr(wildcards, "part", None)
     if not (part or get_synth_gpus(wildcards)):
         return LIGHT_DATA_RUNTIME_MINUTES
-    return SYNTH_RUNTIME.get(f"{wildcards.data}_p{part}" if part else wildcards.data, RUNTIME_FLOOR_MINUTES)
+    return SYNTH_RUNTIME[f"{wildcards.data}_p{part}" if part else wildcards.data]
 
 
 def get_synth_threads(wildcards):

@@ -62,6 +62,8 @@ rule synth_data:
         "logs/synth_data/{data}.log",
     benchmark:
         "benchmarks/synth_data/{data}.tsv"
+    wildcard_constraints:
+        data=_alternatives(SYNTH_WHOLE),
     conda:
         CONDA_ENV
     threads: get_synth_threads
@@ -70,8 +72,6 @@ rule synth_data:
         gpu=get_synth_gpus,
         runtime=get_synth_runtime,
     params:
-        # only where some dataset is written in parts: a new param would rerun every existing dataset
-        **({"parts": get_synth_data_parts} if SYNTH_PARTS_OF else {}),
         spec=get_synth_data_spec,  # hub repositories at their pinned commits
         languages=get_dataset_languages,
         seed=lambda wc: STUDY.data_seed(wc.data),  # datasets.<name>.seed, default: the global seed
@@ -83,9 +83,32 @@ rule synth_data:
 
 # A model-written dataset estimated over evaluation.max_job_hours is written in parts (docs/cost-and-sharding.md,
 # "Data jobs"): each synth_part job writes the records of some of its languages (each language seeded on its own,
-# so they are the records one job would write); synth_data then holds out and writes the dataset from them. A
-# killed part reruns alone.
+# so they are the records one job would write); synth_data_from_parts then holds them out and writes the dataset's
+# files as synth_data does, without a model. A killed part reruns alone.
 if SYNTH_PARTS_OF:
+
+    rule synth_data_from_parts:
+        input:
+            parts=get_synth_data_parts,
+        output:
+            train=f"{R}/data/{{data}}/train.jsonl",
+            eval_dir=directory(f"{R}/data/{{data}}/eval"),
+            stats=f"{R}/data/{{data}}/stats.json",
+        log:
+            "logs/synth_data/{data}.log",
+        wildcard_constraints:
+            data=_alternatives(SYNTH_PARTS_OF),
+        conda:
+            CONDA_ENV
+        resources:
+            runtime=LIGHT_DATA_RUNTIME_MINUTES,
+        params:
+            spec=get_synth_data_spec,
+            languages=get_dataset_languages,
+            seed=lambda wc: STUDY.data_seed(wc.data),
+            code_version=STAGE_VERSIONS["synth_data"],
+        script:
+            "../scripts/synth_data_from_parts.py"
 
     rule synth_part:
         input:

@@ -6,23 +6,13 @@ from pathlib import Path
 from maple.data.synthesis import statistics, synthesize
 from maple.runtime.atomic import write_json
 from maple.runtime.jobs import logged_to, use_threads
-from maple.runtime.records import read_jsonl, write_jsonl
+from maple.runtime.records import write_jsonl
 
 
 def main(
-    name: str,
-    spec: dict,
-    languages: dict,
-    seed: int,
-    lexicon_dir: str,
-    train_file: str,
-    eval_dir: str,
-    stats_file: str,
-    parts: list[str] = (),
+    name: str, spec: dict, languages: dict, seed: int, lexicon_dir: str, train_file: str, eval_dir: str, stats_file: str
 ) -> dict:
-    """parts: the synth_part files of a dataset written in parts (their records, held out here), else ()."""
-    records = [r for part in parts for r in read_jsonl(part)] if parts else None
-    data = synthesize(name, spec, languages, seed, lexicon_dir, records=records)
+    data = synthesize(name, spec, languages, seed, lexicon_dir)
     eval_dir = Path(eval_dir)
     for kind in ("eval_mc", "eval_gen"):
         for lang, records in data[kind].items():
@@ -49,6 +39,5 @@ if __name__ == "__main__":
             snakemake.output.train,  # noqa: F821
             snakemake.output.eval_dir,  # noqa: F821
             snakemake.output.stats,  # noqa: F821
-            snakemake.params.get("parts", []),  # noqa: F821
         )
         print(json.dumps(stats, ensure_ascii=False))
