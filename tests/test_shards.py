@@ -260,3 +260,19 @@ def test_a_range_past_the_end_of_its_split_fails_before_lm_eval_runs(tmp_path):
         ValueError, match=r"maple_gen_en: the range 5-end starts past the split's 3 examples.*task_sizes"
     ):
         run_lm_eval(None, None, task, ["en"], "plain", 0, examples=(5, None))
+
+
+def test_a_configured_runtime_shorter_than_the_estimate_is_named(maple_plan):
+    """config/maple.yaml asks 720 minutes per finetune, more than any finetune's estimate x 1.2; at 300 minutes the
+    plan warns, naming the longest job; without a configured runtime each job gets its own (no warning)."""
+    from maple.config.estimate_table import runtime_warnings
+
+    _, _, rows = maple_plan
+    finetunes = [r for r in rows if r["stage"] == "finetune"]
+    assert runtime_warnings(rows, {"finetune": 720, "evaluate": None}) == []
+    (line,) = runtime_warnings(rows, {"finetune": 300, "evaluate": None})
+    over = [r for r in finetunes if r["runtime_min"] > 300]
+    longest = max(r["runtime_min"] for r in finetunes)
+    assert line.startswith(f"{len(over)} finetune jobs are estimated over finetune.resources.runtime 300 min")
+    assert f"the longest {longest} min" in line and "resumes from its last checkpoint" in line
+    assert runtime_warnings(rows, {"finetune": None, "evaluate": None}) == []

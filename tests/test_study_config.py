@@ -486,3 +486,41 @@ def test_an_evaluation_job_gets_the_study_task_back():
         *("max_gen_toks", "max_length"),  # config/maple.yaml sets both for mlqa
         "dataset_revisions",
     ]
+
+
+@pytest.mark.slow
+def test_each_gpu_job_asks_the_runtime_of_its_estimate(tmp_path):
+    """The study's plan with no finetune runtime configured: every finetune, synth_part and evaluation job asks
+    SLURM for its own estimate x runtime_margin (results/plan/estimate.csv's runtime_min); a data job without a
+    model for an hour."""
+    from maple.config.estimate import plan_shards, study_estimate
+
+    config = load_study()
+    config["finetune"]["resources"] = {k: v for k, v in config["finetune"]["resources"].items() if k != "runtime"}
+    _, study = checked_study(config, [], str(REPO))
+    table = read_gpu_summary(None)
+    rows = study_estimate(study, plan_shards(study, table), table, parts=plan_synth_parts(study, table))
+    expected = {}
+    for r in rows:
+        if r["stage"] == "finetune":
+            data, rank, bits = re.fullmatch(r"(.+)-r(\d+)-q(\d+)", r["variant"]).groups()
+            expected[("finetune", f"model={r['model']}, data={data}, rank={rank}, bits={bits}")] = r["runtime_min"]
+        elif r["stage"] == "synth_data":
+            data, part = r["job"].rsplit("_p", 1)
+            expected[("synth_part", f"data={data}, part={part}")] = r["runtime_min"]
+            expected[("synth_data_from_parts", f"data={data}")] = 60  # no model: holds the parts out
+        else:
+            expected[(r["job"], f"model={r['model']}, variant={r['variant']}")] = r["runtime_min"]
+    config_file = tmp_path / "study.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    result = run_snakemake(tmp_path, "-n", config=config_file, timeout=600)
+    output = result.stdout + result.stderr
+    asked = {}
+    for block in re.split(r"^(?=rule \S+:$)", output, flags=re.M):
+        rule = re.search(r"^rule (\S+):", block, re.M)
+        wildcards = re.search(r"^\s+wildcards: (.+)$", block, re.M)
+        runtime = re.search(r"runtime=(\d+)", block)
+        if rule and wildcards and runtime:
+            name = rule[1] if rule[1] in ("finetune", "synth_part") else rule[1].removeprefix("evaluate_")
+            asked[(name, wildcards[1])] = int(runtime[1])
+    assert asked == expected

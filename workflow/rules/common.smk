@@ -32,7 +32,7 @@ from maple.config.estimate import (  # noqa: E402
     plan_synth_parts,
     study_estimate,
 )
-from maple.config.estimate_table import total_line  # noqa: E402
+from maple.config.estimate_table import STAGE_KEYS, runtime_warnings, total_line  # noqa: E402
 from maple.config.shards import split_languages  # noqa: E402
 from maple.config.task_sizes import TokenCountsError, read_token_counts  # noqa: E402
 from maple.config.throughput import ThroughputError, read_gpu_summary  # noqa: E402
@@ -73,10 +73,16 @@ EVALUATE_RUNTIME = {
     (r["model"], r["variant"], r["job"]): r["runtime_min"] for r in ESTIMATE if r["stage"] == "evaluate"
 }
 SYNTH_RUNTIME = {r["job"]: r["runtime_min"] for r in ESTIMATE if r["stage"] == "synth_data"}
+FINETUNE_RUNTIME = {(r["model"], r["variant"]): r["runtime_min"] for r in ESTIMATE if r["stage"] == "finetune"}
 ESTIMATE_SETTINGS = {k: STUDY.evaluation_params[k] for k in ("max_job_hours", "runtime_margin")}
-ESTIMATE_NOTES = estimate_notes(STUDY, TOKENS, config["estimate"]["token_counts"])
+RUNTIME_WARNINGS = runtime_warnings(
+    ESTIMATE, {stage: getattr(STUDY, f"{key}_params")["resources"].get("runtime") for stage, key in STAGE_KEYS.items()}
+)
+ESTIMATE_NOTES = estimate_notes(STUDY, TOKENS, config["estimate"]["token_counts"]) + RUNTIME_WARNINGS
 if workflow.is_main_process:
     logger.info(total_line(ESTIMATE, ESTIMATE_SETTINGS["max_job_hours"]))
+    for line in RUNTIME_WARNINGS:
+        logger.warning(f"Warning: {line}")
 LEXICON_DIR = os.path.join(workflow.basedir, "workflow", "resources", "lexicons")
 # Every rule runs in this software environment under `--software-deployment-method conda`; its pins are
 # requirements.lock's (tests/test_conda_env.py). Relative to workflow/rules/, where the rules are.
@@ -407,6 +413,13 @@ def get_evaluate_ranges(shard):
     return [
         {"lang": p.lang, "start": p.start, "stop": None if p == split[p.lang][-1] else p.stop} for p in shard.ranges
     ]
+
+
+def get_finetune_resources():
+    """The stage's resources, with each job's SLURM runtime from its estimate (unless finetune.resources gives one
+    for every job)."""
+    runtime = {"runtime": lambda wc: FINETUNE_RUNTIME[(wc.model, f"{wc.data}-r{wc.rank}-q{wc.bits}")]}
+    return {**runtime, **job_resources(STUDY.finetune_params)}
 
 
 def get_evaluate_resources(shard):

@@ -19,7 +19,7 @@ rule finetune:
         CONDA_ENV
     threads: GPU_JOB_THREADS
     resources:
-        **job_resources(STUDY.finetune_params),
+        **get_finetune_resources(),
         micro_batch_size=get_finetune_micro_batch,
         attempt=lambda wc, attempt: attempt,
     params:

@@ -52,6 +52,31 @@ def total_line(rows: list[dict], max_job_hours: float) -> str:
     )
 
 
+STAGE_KEYS = {"finetune": "finetune", "evaluate": "evaluation"}  # the config section of a stage's resources
+
+
+def runtime_warnings(rows: list[dict], configured: dict[str, int | None]) -> list[str]:
+    """One line per stage whose configured SLURM runtime (<section>.resources.runtime, minutes; None: each job's
+    own from its estimate) is shorter than some of its jobs' estimate x runtime_margin."""
+    lines = []
+    for stage, minutes in configured.items():
+        over = [r for r in rows if r["stage"] == stage and minutes and r["runtime_min"] > minutes]
+        if not over:
+            continue
+        worst = max(over, key=lambda r: r["runtime_min"])
+        resume = (
+            " A finetune resumes from its last checkpoint (finetune.checkpoint_steps) when rerun or retried."
+            if stage == "finetune"
+            else ""
+        )
+        lines.append(
+            f"{len(over)} {stage} jobs are estimated over {STAGE_KEYS[stage]}.resources.runtime {minutes} min "
+            f"(the longest {worst['runtime_min']} min: {worst['model']} {worst['variant']} {worst['job']}".rstrip()
+            + f"): raise it, or remove it to give each job its estimate.{resume}"
+        )
+    return lines
+
+
 def estimate_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
