@@ -94,6 +94,34 @@ def test_a_model_without_local_tokenizer_keeps_the_stated_averages(tmp_path):
     assert row["sampled"] == 0 and row["source"].startswith("stated: tokenizer not on this machine")
 
 
+def test_training_records_counted_as_the_finetune_feeds_them(tokenizer_dir, tmp_path):
+    from maple.runtime.prompts import format_prompt
+    from transformers import AutoTokenizer
+
+    records = [
+        {"instruction": f"Say {i}", "input": "", "output": "word " * (1 + i % 3), "lang": lang}
+        for lang in ("en", "de")
+        for i in range(6)
+    ]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in records))
+    training = {"m": {"demo": {"train_file": str(train), "languages": ["en", "de", "sw"]}}}
+    rows = {r["lang"]: r for r in count_study({"m": model_entry(tokenizer_dir)}, [], training=training)}
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    lengths = [
+        len(tok(format_prompt(r["instruction"], "", "plain", tok) + r["output"], add_special_tokens=False)["input_ids"])
+        + 1
+        for r in records
+        if r["lang"] == "en"
+    ]
+    assert rows["en"]["task"] == "train:demo" and rows["en"]["sampled"] == 6
+    assert rows["en"]["prompt_tokens"] == pytest.approx(sum(lengths) / len(lengths), abs=0.05)
+    assert rows["sw"]["sampled"] == 0 and rows["sw"]["source"] == "stated: no record of this language"
+    missing = {"m": {"demo": {"train_file": str(tmp_path / "none.jsonl"), "languages": ["en"]}}}
+    (row,) = count_study({"m": model_entry(tokenizer_dir)}, [], training=missing)
+    assert row["sampled"] == 0 and row["source"] == "stated: training data not written yet"
+
+
 def write_counts(path, rows):
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=[*rows[0]])
@@ -137,6 +165,43 @@ def test_counted_tokens_drive_the_estimate_and_the_shards(tmp_path):
     assert any(f"counted with the model's tokenizer for {len(langs)} of" in n for n in estimate_notes(study, tokens))
 
 
+def test_counted_training_tokens_drive_the_finetune_estimate(tmp_path):
+    """A training set's records counted at the sequence cap for one model: its finetunes on that set cost more,
+    the others are unchanged."""
+    config = yaml.safe_load((REPO / "config" / "maple.yaml").read_text())
+    _, study = checked_study(config, [], str(REPO))
+    table = read_gpu_summary(None)
+    model, data = "llama2-7b", "multialpaca"
+    langs = study.datasets[data]["languages"]
+    counts = tmp_path / "tokens.csv"
+    rows = [
+        {
+            "model": model,
+            "task": f"train:{data}",
+            "lang": lang,
+            "sampled": 32,
+            "prompt_tokens": 4000.0,
+            "answer_tokens": 0,
+        }
+        for lang in langs
+    ]
+    write_counts(counts, rows)
+    tokens = read_token_counts(counts)
+    shards = plan_shards(study, table)
+    before = {(r["model"], r["variant"]): r for r in study_estimate(study, shards, table) if r["stage"] == "finetune"}
+    after = {
+        (r["model"], r["variant"]): r for r in study_estimate(study, shards, table, tokens) if r["stage"] == "finetune"
+    }
+    for key, row in after.items():
+        if key[0] == model and key[1].startswith(f"{data}-"):
+            cap = study.finetune_params["max_seq_length"]  # a record counted over the cap is trained at the cap
+            assert row["tokens"] == pytest.approx(row["examples"] * cap, rel=1e-6)
+            assert row["tokens"] > before[key]["tokens"] and row["gpu_seconds"] > before[key]["gpu_seconds"]
+        else:
+            assert row == before[key]
+    assert any(f"training records: counted for {len(langs)} of" in n for n in estimate_notes(study, tokens))
+
+
 def test_a_bad_token_table_is_named(tmp_path):
     with pytest.raises(TokenCountsError, match="estimate.token_counts: cannot read .*count_tokens"):
         read_token_counts(tmp_path / "tokens.csv")
@@ -158,9 +223,12 @@ def test_rule_count_tokens_and_the_estimate_that_reads_it(small_run, tmp_path):
     with open(work / "results" / "plan" / "tokens.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(int(r["sampled"]) > 0 and float(r["prompt_tokens"]) > 0 for r in rows), rows
+    assert {r["task"] for r in rows} >= {"train:demo"}  # the training set, written by the small run
     assert {r["source"] for r in rows} == {"results/models/tiny@main"}
     counted = ["--config", 'estimate={"token_counts": "results/plan/tokens.csv"}']
     run_snakemake(work, "--cores", "1", "estimate", *counted, config=config)
     notes = (work / "results" / "plan" / "estimate.md").read_text(encoding="utf-8")
-    assert f"counted with the model's tokenizer for {len(rows)} of {len(rows)}" in notes
+    evaluated = [r for r in rows if not r["task"].startswith("train:")]
+    assert f"counted with the model's tokenizer for {len(evaluated)} of {len(evaluated)}" in notes
+    assert f"training records: counted for {len(rows) - len(evaluated)} of {len(rows) - len(evaluated)}" in notes
     assert planned_jobs(work, *counted, config=config) == {}

@@ -497,6 +497,17 @@ def get_token_count_models(wildcards):
     }
 
 
+def get_token_count_training(wildcards):
+    """Per model, each training set it is finetuned on: its train file (counted where it exists) and languages."""
+    training = {}
+    for f in STUDY.finetunes:
+        training.setdefault(f.model, {})[f.data] = {
+            "train_file": f"{R}/data/{f.data}/train.jsonl",
+            "languages": list(STUDY.datasets[f.data]["languages"]),
+        }
+    return training
+
+
 def get_token_count_tasks(wildcards):
     return {
         alias: {"task": get_evaluate_task(alias)(wildcards), "languages": list(task.languages)}

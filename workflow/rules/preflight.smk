@@ -55,6 +55,7 @@ rule count_tokens:
     params:
         models=get_token_count_models,
         tasks=get_token_count_tasks,
+        training=get_token_count_training,
     script:
         "../scripts/count_tokens.py"
 

@@ -142,7 +142,17 @@ def train_tokens_per_record(spec: dict, lang: str, languages: dict, max_seq_leng
     return min(max_seq_length, english * token_factor(lang, languages))
 
 
-def finetune_rows(study, table: dict) -> list[dict]:
+def record_tokens(counted: dict | None, f, spec: dict, lang: str, languages: dict, max_seq_length: int) -> float:
+    """A training record's tokens in one language: counted with the model's tokenizer, else the stated average."""
+    measured = (counted or {}).get((f.model, f"train:{f.data}", lang))
+    if measured:
+        return min(measured[0], max_seq_length)
+    return train_tokens_per_record(spec, lang, languages, max_seq_length)
+
+
+def finetune_rows(study, table: dict, counted: dict | None = None) -> list[dict]:
+    """One row per finetune. counted: tokens counted (read_token_counts): a training record's tokens per model and
+    language under (model, "train:<dataset>", lang), in place of the stated average."""
     ft = study.finetune_params
     rows = []
     for f in study.finetunes:
@@ -151,8 +161,9 @@ def finetune_rows(study, table: dict) -> list[dict]:
         records = n_lang * len(spec["languages"])
         if spec.get("max_examples"):
             records = min(records, int(spec["max_examples"]))
+
         per_record = sum(
-            train_tokens_per_record(spec, lang, study.languages, ft["max_seq_length"]) for lang in spec["languages"]
+            record_tokens(counted, f, spec, lang, study.languages, ft["max_seq_length"]) for lang in spec["languages"]
         ) / len(spec["languages"])
         processed = records * ft["epochs"] if ft["max_steps"] == -1 else ft["max_steps"] * ft["effective_batch_size"]
         tokens = processed * per_record
@@ -254,7 +265,11 @@ def study_estimate(
 ) -> list[dict]:
     """Every GPU job of the study with its estimate and its SLURM runtime (minutes). parts: plan_synth_parts."""
     margin = study.evaluation_params["runtime_margin"]
-    rows = synth_rows(study, table, parts) + finetune_rows(study, table) + evaluation_rows(study, shards, table, tokens)
+    rows = (
+        synth_rows(study, table, parts)
+        + finetune_rows(study, table, tokens)
+        + evaluation_rows(study, shards, table, tokens)
+    )
     for row in rows:
         row["runtime_min"] = runtime_minutes(row["gpu_seconds"], margin)
     return rows
@@ -272,12 +287,23 @@ def estimate_notes(study, tokens: dict | None = None, token_file: str | None = N
         notes.append(f"model {alias}: {model_params_b(model, study.tiny_model):.3g} B parameters")
     stated = "stated English averages per task family times a per-script tokenizer factor (maple.config.task_sizes)"
     evaluated = sum(len(t.languages) for t in study.tasks.values()) * len(study.models)
+    trained = {
+        (f.model, f"train:{f.data}", lang) for f in study.finetunes for lang in study.datasets[f.data]["languages"]
+    }
+    tokens = tokens or {}
+    counted_eval = sum(1 for key in tokens if key not in trained)
+    counted_train = sum(1 for key in tokens if key in trained)
     if tokens:
         notes.append(
-            f"tokens: counted with the model's tokenizer for {len(tokens)} of {evaluated} (model, task, language) "
+            f"tokens: counted with the model's tokenizer for {counted_eval} of {evaluated} (model, task, language) "
             f"({token_file}, rule count_tokens); the rest: {stated}"
         )
     else:
         notes.append(f"tokens: {stated}; count them with rule count_tokens and estimate.token_counts")
-    notes.append("training records: stated token averages per data backend")
+    notes.append(
+        f"training records: counted for {counted_train} of {len(trained)} (model, dataset, language); "
+        "the rest: stated token averages per data backend"
+        if counted_train
+        else "training records: stated token averages per data backend"
+    )
     return notes

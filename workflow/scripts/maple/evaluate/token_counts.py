@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from maple.evaluate.job import task_manager_for
+from maple.runtime.records import read_jsonl
 from maple.runtime.tasks import Task
+from maple.train.finetune import to_prompt_completion
 
 SAMPLE_SIZE = 32  # examples per language: the mean of 32 prompts is within a few % of a split's for these tasks
 
@@ -133,18 +135,63 @@ def replace_files(task: Task, missing: list[str]) -> Task:
     return replace(task, eval_files={k: v for k, v in task.eval_files.items() if k not in missing})
 
 
-def count_study(models: dict, tasks: list[Task], n: int = SAMPLE_SIZE) -> list[dict]:
-    """Every (model, task, language) as a row of results/plan/tokens.csv. models: alias -> {source, revision,
-    prompt_format, trust_remote_code}."""
+TRAIN_PREFIX = "train:"  # the task column of a training set's rows: train:<dataset>
+
+
+def count_training(
+    model_alias: str, dataset: str, train_file: str, languages, tokenizer, tokenizer_name: str, prompt_format: str
+) -> list[TokenCount]:
+    """Per language of a training set: the tokens of a record as the finetune feeds it (the prompt in the model's
+    format, the completion and an end-of-sequence token), on SAMPLE_SIZE records spread over the language's; a
+    set not written yet keeps the stated average."""
+    task = f"{TRAIN_PREFIX}{dataset}"
+    if not Path(train_file).is_file():
+        return [
+            TokenCount(model_alias, task, lang, 0, 0, 0, "stated: training data not written yet") for lang in languages
+        ]
+    records = read_jsonl(train_file)
+    rows = []
+    for lang in languages:
+        mine = [r for r in records if r.get("lang") == lang]
+        sample = [mine[i] for i in sample_indices(len(mine))]
+        if not sample:
+            rows.append(TokenCount(model_alias, task, lang, 0, 0, 0, "stated: no record of this language"))
+            continue
+        pairs = to_prompt_completion(sample, prompt_format, tokenizer)
+        lengths = [
+            len(tokenizer(p + c, add_special_tokens=False)["input_ids"]) + 1
+            for p, c in zip(pairs["prompt"], pairs["completion"])
+        ]
+        rows.append(
+            TokenCount(model_alias, task, lang, len(sample), round(sum(lengths) / len(lengths), 1), 0, tokenizer_name)
+        )
+    return rows
+
+
+def count_study(models: dict, tasks: list[Task], n: int = SAMPLE_SIZE, training: dict | None = None) -> list[dict]:
+    """Every (model, task, language) as a row of results/plan/tokens.csv, and with training (model alias ->
+    {dataset: {train_file, languages}}) every (model, train:<dataset>, language) it finetunes on. models: alias ->
+    {source, revision, prompt_format, trust_remote_code}."""
     rows = []
     for alias, model in models.items():
+        sets = (training or {}).get(alias, {})
         try:
             tokenizer = load_tokenizer(model["source"], model["revision"], model["trust_remote_code"])
         except Exception as error:  # noqa: BLE001 (not on this machine: the stated averages stand)
             reason = f"stated: tokenizer not on this machine ({type(error).__name__})"
             rows += [asdict(TokenCount(alias, t.alias, lang, 0, 0, 0, reason)) for t in tasks for lang in t.languages]
+            rows += [
+                asdict(TokenCount(alias, f"{TRAIN_PREFIX}{d}", lang, 0, 0, 0, reason))
+                for d, spec in sets.items()
+                for lang in spec["languages"]
+            ]
             continue
         name = f"{model['source']}@{model['revision']}"
         for task in tasks:
             rows += [asdict(r) for r in count_task(alias, task, tokenizer, name, model["prompt_format"], n)]
+        for dataset, spec in sets.items():
+            counted = count_training(
+                alias, dataset, spec["train_file"], spec["languages"], tokenizer, name, model["prompt_format"]
+            )
+            rows += [asdict(r) for r in counted]
     return rows
