@@ -267,6 +267,35 @@ def test_a_group_job_reads_its_members_from_the_rules_outputs():
         group_members(["base", "a"], {}, ["en"], [], {"scores": ["x", "y", "z"]})
 
 
+class Named(dict):
+    """What a Snakemake job's params, input and output look like to a script: keys as attributes, get()."""
+
+    __getattr__ = dict.__getitem__
+
+
+def test_the_group_rules_script_passes_each_variant_its_adapter_and_files(monkeypatch):
+    import evaluate_group
+
+    seen = {}
+    monkeypatch.setattr(evaluate_group, "evaluate_group", lambda **kw: seen.update(kw))
+    params = dict(variants=["base", "d-r4-q16"], adapter_variants=["d-r4-q16"], languages=["en"], bits=16)
+    params.update(base_source="b", prompt_format="plain", revision="main", trust_remote_code=False, batch_size=8)
+    params.update(
+        seed=1, task={"alias": "t", "source": "local", "kind": "generate", "metric": "m", "lm_eval_names": {}}
+    )
+    smk = Named(
+        params=Named(params),
+        input=Named(adapters=["results/adapters/tiny/d/r4-q16"]),
+        output=Named(scores=["s/base/en.json", "s/d-r4-q16/en.json"], samples=[]),
+        wildcards=Named(model="tiny"),
+    )
+    evaluate_group.run_from_snakemake(smk)
+    base, adapter = seen["members"]
+    assert (base["adapter_dir"], base["score_files"]) == (None, {"en": "s/base/en.json"})
+    assert adapter["adapter_dir"] == "results/adapters/tiny/d/r4-q16"
+    assert adapter["score_files"] == {"en": "s/d-r4-q16/en.json"} and seen["bits"] == 16
+
+
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
 def test_without_vllm_a_group_job_stops_with_the_set_up_hint_before_writing(tmp_path):
     from maple.evaluate.lora_group import evaluate_group
