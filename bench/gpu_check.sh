@@ -12,6 +12,8 @@
 #   bitsandbytes  a Linear4bit and a Linear8bitLt forward on the device (bench/bnb_check.py)
 #   demo          tiny model, data, LoRA finetunes at bits 4, 8, 16 and their evaluations (bench/gpu_demo.py)
 #   merge_eval    the 16-bit adapter evaluated merged and unmerged: agreement within bf16's tolerance
+#   vllm_vs_hf    the demo's generation task on engine vllm (the adapter a LoRA request) against the demo's engine hf:
+#                 examples/s, identical answers, score difference; `skipped` where vLLM cannot be imported
 #   finetune_q16, finetune_q8, finetune_q4   7B-shaped LoRA / QLoRA: steady tokens/s and MFU (warm-up step left out)
 #   finetune_q4_s2048  4-bit at sequence length 2048: peak reserved memory
 #   eval_7b       7B-shaped load and examples per second of the hf backend (generation and log-likelihood)
@@ -29,7 +31,7 @@ for arg in "$@"; do
     case "$arg" in
         --rehearse) REHEARSE=1 ;;
         --keep-going) KEEP_GOING=1 ;;
-        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
         -*) echo "usage: $0 [--rehearse] [--keep-going] OUT_DIR" >&2; exit 2 ;;
         *) OUT="$arg" ;;
     esac
@@ -100,10 +102,11 @@ run_step() {
     cpu=$(($(cat "$WORK/.cpu1") - c0))
     case $rc in
         0) status=ok ;;
+        3) status=skipped ;; # the step found nothing to run here (vllm_vs_hf without vLLM): its JSON says why
         124 | 137) status=timeout ;;
         *) status=failed ;;
     esac
-    ((rc == 0)) || FAILED=1
+    ((rc == 0 || rc == 3)) || FAILED=1
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$budget" "$((SECONDS - t0))" "$cpu" "$command" >>"$STEPS"
     { echo "===== $name: $status (exit $rc) in $((SECONDS - t0))s: $command"; cat "$WORK/$name.log"; } >>"$WORK/check.log"
     log "$name: $status (exit $rc) in $((SECONDS - t0))s, ${cpu} CPU s (budget ${budget}s)"
@@ -117,14 +120,14 @@ INSTALL=("$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cach
     --only-binary=:all: --implementation cp --python-version 3.12 --platform manylinux_2_28_x86_64
     --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 "${WHEELS[@]}")
 if ((${#WHEELS[@]})); then
-    run_step install 30 "${INSTALL[@]}"
+    run_step install 15 "${INSTALL[@]}"
     # on the GPU the check imports them from there; the rehearsal's Python (not 3.12) keeps its own
     ((REHEARSE)) || export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
 elif ((REHEARSE)); then
-    printf 'install\tskipped\t30\t0\t0\tno wheels in .whl/ (bench/build_carry.sh builds them)\n' >>"$STEPS"
+    printf 'install\tskipped\t15\t0\t0\tno wheels in .whl/ (bench/build_carry.sh builds them)\n' >>"$STEPS"
     log "install: skipped (no wheels in .whl/; bench/build_carry.sh builds them)"
 else
-    run_step install 30 false "no wheels in $REPO/.whl: run bench/build_carry.sh and carry .whl"
+    run_step install 15 false "no wheels in $REPO/.whl: run bench/build_carry.sh and carry .whl"
 fi
 
 # --- the steps ------------------------------------------------------------------------------------------------------
@@ -136,6 +139,8 @@ run_step demo 90 "$PYTHON" "$REPO/bench/gpu_demo.py" --out "$WORK/demo" --limit 
 run_step merge_eval 35 "$PYTHON" "$REPO/bench/merge_eval.py" --device "$DEVICE" --base "$WORK/demo/models/tiny" \
     --adapter "$WORK/demo/adapters/r4-q16" --eval-dir "$WORK/demo/data/demo/eval" --prompt-format plain \
     --languages "$LANGUAGES" --limit "$LIMIT" --repeats 1 --batch-size 16 --json "$WORK/merge_eval.json"
+run_step vllm_vs_hf 30 "$PYTHON" "$REPO/bench/vllm_vs_hf.py" --demo "$WORK/demo" --languages "$LANGUAGES" \
+    --limit "$LIMIT" --json "$WORK/vllm_vs_hf.json"
 run_step finetune_q16 35 "${FT[@]}" --bits 16 --max-seq-length "$SEQ" --micro-batch-size "$MICRO" \
     --effective-batch-size "$MICRO" --json "$WORK/finetune_q16.json"
 run_step finetune_q8 50 "${FT[@]}" --bits 8 --max-seq-length "$SEQ" --micro-batch-size "$MICRO" \

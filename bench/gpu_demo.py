@@ -1,8 +1,9 @@
 """The demo's stages through the workflow's own Python code, without Snakemake, in one process: the tiny model built
 (workflow/scripts/build_tiny_model.py), the template data (workflow/scripts/synth_data.py), a LoRA finetune at each
 bit-width (maple.train.finetune) and the base and each adapter evaluated on the demo's two local tasks
-(maple.evaluate.job.evaluate_variant, adapters on their base quantised as in training). bench/gpu_check.sh runs it
-on the GPU, where Snakemake is not installed; what it writes under --out is what the rules write under results/.
+(maple.evaluate.job.evaluate_variant, adapters on their base quantised as in training; lm-eval's samples beside the
+scores, for bench/vllm_vs_hf.py). bench/gpu_check.sh runs it on the GPU, where Snakemake is not installed; what it
+writes under --out is what the rules write under results/.
 
   .venv/bin/python bench/gpu_demo.py --out /tmp/demo --smoke   # small sizes (the check's rehearsal on a CPU)
 
@@ -48,13 +49,28 @@ def study(config_path: Path):
         return resolve_study(with_defaults(yaml.safe_load(f)), config_dir=str(config_path.parent))
 
 
+def demo_task(alias: str, data: Path, languages: list[str], limit: int):
+    """The demo's local task `alias` (demo_mc, demo_gen) over the held-out sets under data/eval, as a job runs it."""
+    from maple.runtime.tasks import Task
+
+    kind, subdir, metric = TASKS[alias]
+    return Task(
+        alias=alias,
+        source="local",
+        kind=kind,
+        metric=metric,
+        lm_eval_names={lang: f"maple_{alias}_{lang}" for lang in languages},
+        eval_files={lang: str(data / "eval" / subdir / f"{lang}.jsonl") for lang in languages},
+        limit=limit,
+    )
+
+
 def run(
     out: Path, config_path: Path, bits_list: list[int], rank: int, smoke: bool, limit: int, epochs: float | None = None
 ) -> dict:
     import build_tiny_model
     import synth_data
     from maple.evaluate.job import evaluate_variant
-    from maple.runtime.tasks import Task
     from maple.train.finetune import finetune
     from maple.train.params import FinetuneParams, rule_params
 
@@ -102,17 +118,10 @@ def run(
         }
     for variant, (adapter, bits) in variants.items():
         entry = figures["variants"].setdefault(variant, {})
-        for alias, (kind, subdir, metric) in TASKS.items():
-            task = Task(
-                alias=alias,
-                source="local",
-                kind=kind,
-                metric=metric,
-                lm_eval_names={lang: f"maple_{alias}_{lang}" for lang in languages},
-                eval_files={lang: str(data / "eval" / subdir / f"{lang}.jsonl") for lang in languages},
-                limit=limit,
-            )
+        for alias in TASKS:
+            task = demo_task(alias, data, languages, limit)
             scores = {lang: out / "scores" / variant / alias / f"{lang}.json" for lang in languages}
+            samples = {lang: out / "samples" / variant / alias / f"{lang}.jsonl" for lang in languages}
             values = evaluate_variant(
                 model_alias="tiny",
                 variant=variant,
@@ -121,6 +130,7 @@ def run(
                 bits=bits,
                 task=task,
                 score_files=scores,
+                samples_files=samples,
                 batch_size=16,
                 seed=s.seed,
             )

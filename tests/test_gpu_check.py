@@ -4,9 +4,11 @@ GPU's window. docs/gpu-check.md documents the summary's keys."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -16,6 +18,7 @@ STEPS = [
     "bitsandbytes",
     "demo",
     "merge_eval",
+    "vllm_vs_hf",
     "finetune_q16",
     "finetune_q8",
     "finetune_q4",
@@ -63,7 +66,10 @@ def test_the_rehearsal_runs_every_step_of_the_gpu_check(tmp_path):
     assert summary["rehearsal"] is True and summary["ok"] is True
     steps = {s["name"]: s for s in summary["steps"]}
     assert list(steps) == STEPS
-    assert all(s["status"] == "ok" for name, s in steps.items() if name != "install")
+    assert all(s["status"] == "ok" for name, s in steps.items() if name not in ("install", "vllm_vs_hf"))
+    if importlib.util.find_spec("vllm") is None:  # here: the step says why it did not run, and the check is ok
+        assert steps["vllm_vs_hf"]["status"] == "skipped" and steps["vllm_vs_hf"]["seconds"] <= 5
+        assert summary["vllm_vs_hf"]["status"] == "skipped" and "vllm" in summary["vllm_vs_hf"]["reason"]
     assert sum(s["budget_s"] for s in summary["steps"]) <= summary["budget_s"] <= 480
     table = summary["throughput"]
     assert set(table) == THROUGHPUT_KEYS
@@ -88,3 +94,58 @@ def test_the_rehearsal_runs_every_step_of_the_gpu_check(tmp_path):
 def test_the_check_wants_an_output_directory():
     result = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh")], capture_output=True, text=True)
     assert result.returncode == 2 and "usage" in result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_vllm_vs_hf_says_it_is_skipped_and_why_where_vllm_cannot_be_imported(tmp_path):
+    out = tmp_path / "vllm_vs_hf.json"
+    script = REPO / "bench" / "vllm_vs_hf.py"
+    result = subprocess.run([sys.executable, str(script), "--demo", str(tmp_path), "--json", str(out)], timeout=60)
+    assert result.returncode == 3  # bench/gpu_check.sh records the step as skipped, not failed
+    verdict = json.loads(out.read_text())
+    assert verdict["status"] == "skipped" and "No module named 'vllm'" in verdict["reason"]
+
+
+def test_vllm_vs_hf_compares_the_group_jobs_answers_with_the_demos(tmp_path, monkeypatch):
+    """The step's own path on CPU: lm-eval's vLLM model replaced at its import (tests/fake_vllm.py), the demo's
+    engine hf files stood in for by the same job's (its adapter's answers those of the base, so that they differ)."""
+    import types
+
+    import fake_vllm
+    from maple.evaluate.job import evaluate_variant
+    from test_vllm_groups import local_task
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import vllm_vs_hf
+    from gpu_demo import demo_task
+
+    fake_vllm.install(monkeypatch)
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(__version__="fake"))
+    demo = tmp_path / "demo"
+    (demo / "models" / "tiny").mkdir(parents=True)
+    (demo / "models" / "tiny" / "config.json").write_text("{}")
+    (demo / "adapters" / "r4-q16").mkdir(parents=True)
+    (demo / "adapters" / "r4-q16" / "adapter_config.json").write_text("{}")
+    held_out = local_task(tmp_path).eval_files["en"]
+    (demo / "data" / "demo" / "eval" / "eval_gen").mkdir(parents=True)
+    Path(held_out).rename(demo / "data" / "demo" / "eval" / "eval_gen" / "en.jsonl")
+    task = vllm_vs_hf.replace(demo_task("demo_gen", demo / "data" / "demo", ["en"], 3), engine="vllm", lora_rank=8)
+    for variant in vllm_vs_hf.VARIANTS:  # the demo's arm, as bench/gpu_demo.py writes it
+        evaluate_variant(
+            model_alias="tiny",
+            variant=variant,
+            base_source=str(demo / "models" / "tiny"),
+            adapter_dir=None,
+            bits=16,
+            task=task,
+            score_files={"en": demo / "scores" / variant / "demo_gen" / "en.json"},
+            samples_files={"en": demo / "samples" / variant / "demo_gen" / "en.jsonl"},
+        )
+    out = tmp_path / "vllm_vs_hf.json"
+    assert vllm_vs_hf.main(["--demo", str(demo), "--languages", "en", "--limit", "3", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["status"] == "ran" and result["vllm"] == "fake"
+    base, adapter = result["variants"]["base"], result["variants"]["demo-r4-q16"]
+    assert base["examples"] == 3 and base["identical_answers"] == 1.0 and base["score_difference"] == 0
+    assert adapter["identical_answers"] == 0.0  # the adapter's own answers, not the base's
+    assert base["hf_examples_per_s"] > 0 and base["vllm_examples_per_s"] > 0

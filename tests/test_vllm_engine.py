@@ -71,10 +71,20 @@ def test_a_vllm_task_runs_in_the_vllm_environment_with_the_grids_rank(tmp_path):
     with planned_workflow(write_config(tmp_path, config), tmp_path) as workflow:
         rules = {rule.name: rule for rule in workflow.rules}
         envs = {name: rule.conda_env for name, rule in rules.items() if name.startswith("evaluate_")}
-        assert envs == {"evaluate_demo_gen": "../../envs/vllm.yaml", "evaluate_demo_mc": "../../envs/maple.yaml"}
+        assert envs == {
+            "evaluate_demo_gen_q16": "../../envs/vllm.yaml",
+            "evaluate_demo_gen_q4": "../../envs/vllm.yaml",
+            "evaluate_demo_mc": "../../envs/maple.yaml",
+        }
 
         def fields(alias):
             return workflow.globals["evaluate_task"](alias).job_param()
 
         assert fields("demo_gen")["engine"] == "vllm" and fields("demo_gen")["lora_rank"] == 8
         assert "engine" not in fields("demo_mc")  # an hf task plans the job it always did
+
+
+def test_an_engine_for_several_adapters_has_lora_enabled_and_no_adapter_of_its_own():
+    a = args(enable_lora=True)
+    assert a["enable_lora"] is True and "lora_local_path" not in a and a["max_lora_rank"] == 64
+    assert "enable_lora" not in args(adapter_dir="a", enable_lora=True)  # lm-eval enables it from lora_local_path

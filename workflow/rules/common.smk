@@ -33,6 +33,7 @@ from maple.config.estimate import (  # noqa: E402
     study_estimate,
 )
 from maple.config.estimate_table import STAGE_KEYS, runtime_warnings, total_line  # noqa: E402
+from maple.config.lora_groups import lora_groups  # noqa: E402
 from maple.config.shards import split_languages  # noqa: E402
 from maple.config.task_sizes import TokenCountsError, read_token_counts  # noqa: E402
 from maple.config.throughput import ThroughputError, read_gpu_summary  # noqa: E402
@@ -66,8 +67,14 @@ SHARDS = plan_shards(STUDY, THROUGHPUT, TOKENS)
 SYNTH_PARTS = plan_synth_parts(STUDY, THROUGHPUT)
 SYNTH_PARTS_OF = [name for name, parts in SYNTH_PARTS.items() if parts]
 SYNTH_WHOLE = [name for name in STUDY.datasets if name not in SYNTH_PARTS_OF]  # rule synth_data's datasets
-# engine vllm: the LoRA rank bound of the engine, from the whole grid (before allow_missing cuts it)
-VLLM_LORA_RANK = max_lora_rank([f.rank for f in STUDY.finetunes])
+# engine vllm: one job per model x evaluation bit-width x shard scores each variant of the group (the same groups for
+# every model), on an engine whose LoRA rank bound is the whole grid's (before allow_missing cuts it)
+LORA_GROUPS = lora_groups(STUDY)
+VLLM_TASKS = [alias for alias, task in STUDY.tasks.items() if task.engine == "vllm"]
+try:
+    VLLM_LORA_RANK = max_lora_rank([f.rank for f in STUDY.finetunes]) if VLLM_TASKS else None
+except ValueError as error:
+    raise WorkflowError(f"Invalid config: {error}")
 ESTIMATE = study_estimate(STUDY, SHARDS, THROUGHPUT, TOKENS, SYNTH_PARTS)
 EVALUATE_RUNTIME = {
     (r["model"], r["variant"], r["job"]): r["runtime_min"] for r in ESTIMATE if r["stage"] == "evaluate"
@@ -391,10 +398,10 @@ def range_path(model, variant, task, part, ext="json"):
     return f"{R}/scores/{model}/{variant}/{task}/ranges/{part.lang}.{part.start}-{part.stop}.{ext}"
 
 
-def get_evaluate_outputs(shard):
+def get_evaluate_outputs(shard, variant="{variant}"):
     """The score files of one evaluation job (its shard's languages, and its ranges of a split language) and, with
     evaluation.log_samples, lm-eval's samples beside them (outputs of the job, not targets of `all`)."""
-    wc = ("{model}", "{variant}", shard.task)
+    wc = ("{model}", variant, shard.task)
     outputs = {
         "scores": [score_path(*wc, lang) for lang in shard.languages],
         "samples": [samples_path(*wc, lang) for lang in shard.languages] if LOG_SAMPLES else [],
@@ -404,6 +411,37 @@ def get_evaluate_outputs(shard):
         if LOG_SAMPLES:
             outputs["range_samples"] = [range_path(*wc, part, "samples.jsonl") for part in shard.ranges]
     return outputs
+
+
+def get_group_outputs(shard, group):
+    """engine vllm: the outputs of one job of a group (maple.config.lora_groups), each kind every variant's files in
+    turn (maple.evaluate.lora_group.group_members reads them so): the files of the group's per-variant jobs."""
+    outputs = {}
+    for variant in group.variants:
+        for key, files in get_evaluate_outputs(shard, variant).items():
+            outputs.setdefault(key, []).extend(files)
+    return outputs
+
+
+def get_group_input(task_alias, group):
+    """engine vllm: the adapters of a group's variants (in group order, the base has none), the base model where
+    this workflow makes it, a local task's held-out sets."""
+    task = STUDY.tasks[task_alias]
+
+    def inputs(wildcards):
+        files = {"adapters": [adapter_path(STUDY.finetune_of(wildcards.model, v)) for v in group_adapters(group)]}
+        base = get_base_model_input(wildcards)
+        if base:
+            files["base"] = base
+        if task.source == "local":
+            files["eval_dir"] = f"{R}/data/{task.dataset}/eval"
+        return files
+
+    return inputs
+
+
+def group_adapters(group):
+    return [v for v in group.variants if v != BASE_VARIANT]
 
 
 def get_evaluate_ranges(shard):
@@ -422,10 +460,10 @@ def get_finetune_resources():
     return {**runtime, **job_resources(STUDY.finetune_params)}
 
 
-def get_evaluate_resources(shard):
+def get_evaluate_resources(shard, group=None):
     """The stage's resources, with each job's SLURM runtime from its estimate (unless evaluation.resources gives
-    one for every job)."""
-    runtime = {"runtime": lambda wc: EVALUATE_RUNTIME[(wc.model, wc.variant, shard.name)]}
+    one for every job); a group's job (engine vllm): the group's estimate."""
+    runtime = {"runtime": lambda wc: EVALUATE_RUNTIME[(wc.model, group.name if group else wc.variant, shard.name)]}
     return {**runtime, **job_resources(STUDY.evaluation_params)}
 
 
@@ -577,6 +615,20 @@ FIGURES = figures_for_study(
     {alias: list(task.languages) for alias, task in STUDY.tasks.items()},
     bool(REFERENCE),
 )
+
+
+def evaluation_benchmark(model, variant, task_alias, shard):
+    """A variant's evaluation job as the cost table counts it: its benchmark file; a group's job (engine vllm) is
+    shared by the group's variants in equal parts (`share`)."""
+    job = {"model": model, "variant": variant, "stage": "evaluate"}
+    group = next((g for g in LORA_GROUPS if variant in g.variants), None)
+    if STUDY.tasks[task_alias].engine == "vllm" and group:
+        benchmark = EVALUATE_BENCHMARK.format(model=model, variant=group.name, job=shard.name)
+        return {**job, "benchmark": benchmark, "gpu": STUDY.evaluation_params["gpu"], "share": 1 / len(group.variants)}
+    benchmark = EVALUATE_BENCHMARK.format(model=model, variant=variant, job=shard.name)
+    return {**job, "benchmark": benchmark, "gpu": STUDY.evaluation_params["gpu"]}
+
+
 # Every GPU job's benchmark file (the rules' own `benchmark:` paths), as records for the cost table.
 BENCHMARK_JOBS = [
     {
@@ -587,17 +639,7 @@ BENCHMARK_JOBS = [
         "gpu": STUDY.finetune_params["gpu"],
     }
     for f in STUDY.finetunes
-] + [
-    {
-        "model": m,
-        "variant": v,
-        "stage": "evaluate",
-        "benchmark": EVALUATE_BENCHMARK.format(model=m, variant=v, job=shard.name),
-        "gpu": STUDY.evaluation_params["gpu"],
-    }
-    for m, v, t in STUDY.evaluations()
-    for shard in SHARDS[t]
-]
+] + [evaluation_benchmark(m, v, t, shard) for m, v, t in STUDY.evaluations() for shard in SHARDS[t]]
 # (model, variant) -> its adapter's train_metrics.json; the adapter directory is the rules' input.
 TRAIN_METRICS = {(f.model, f.variant): f"{adapter_path(f)}/train_metrics.json" for f in STUDY.finetunes}
 

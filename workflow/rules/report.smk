@@ -27,7 +27,7 @@ rule summarize:
     input:
         **({"reference": REFERENCE} if REFERENCE else {}),
         csv=f"{R}/tables/scores.csv",
-        benchmarks=[job["benchmark"] for job in BENCHMARK_JOBS],
+        benchmarks=list(dict.fromkeys(job["benchmark"] for job in BENCHMARK_JOBS)),
         adapters=[adapter_path(f) for f in STUDY.finetunes],
     output:
         **get_summary_outputs(),

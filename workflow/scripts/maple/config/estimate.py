@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 
+from maple.config.lora_groups import eval_bits, lora_groups
 from maple.config.shards import Shard, plan_task_shards
 from maple.config.task_sizes import (
     LangCost,
@@ -45,12 +46,6 @@ def model_params_b(model, tiny_model: dict) -> float:
     return DEFAULT_PARAMS_B
 
 
-def eval_bits(study, finetune) -> int:
-    if finetune is None or not study.evaluation_params["quantize_base_like_training"]:
-        return 16
-    return finetune.bits
-
-
 def seconds_per_example(cost: LangCost, table: dict, params_b: float, bits: int) -> float:
     if cost.choices:
         return loglikelihood_seconds(table, cost.choices, cost.prompt_tokens, params_b, bits)
@@ -62,19 +57,24 @@ def part_examples(part, cost: LangCost) -> int:
 
 
 def plan_shards(study, table: dict, tokens: dict | None = None) -> dict[str, list[Shard]]:
-    """Every task's shards, sized on the study's slowest (model, bit-width) so that the same shards serve every
-    variant (one rule per shard). tokens: counted tokens (maple.config.task_sizes.read_token_counts), else {}."""
+    """Every task's shards, sized on the study's slowest job so that the same shards serve every variant (one rule
+    per shard): the slowest (model, bit-width) of one variant; for a task with engine vllm, the slowest group of a
+    model's variants at one bit-width, whose job scores each of them (maple.config.lora_groups). tokens: counted
+    tokens (maple.config.task_sizes.read_token_counts), else {}."""
     ev = study.evaluation_params
     variants = {(m, eval_bits(study, study.finetune_of(m, v))) for m in study.models for v in study.variants(m)}
+    group_sizes = {g.bits: len(g.variants) for g in lora_groups(study)}
     plans = {}
     for alias, task in study.tasks.items():
+        weight = group_sizes if task.engine == "vllm" else dict.fromkeys(group_sizes, 1)
         per_variant = [
             (language_costs(task, study, measured_tokens(tokens or {}, m, alias)), m, bits) for m, bits in variants
         ]
         costs = per_variant[0][0]
         seconds = {
             c.lang: max(
-                seconds_per_example(cs[i], table, model_params_b(study.models[m], study.tiny_model), bits)
+                weight[bits]
+                * seconds_per_example(cs[i], table, model_params_b(study.models[m], study.tiny_model), bits)
                 for cs, m, bits in per_variant
             )
             for i, c in enumerate(costs)
@@ -92,36 +92,50 @@ def plan_shards(study, table: dict, tokens: dict | None = None) -> dict[str, lis
     return plans
 
 
+def shard_cost(shard: Shard, costs: dict[str, LangCost], table: dict, params_b: float, bits: int) -> tuple:
+    """(examples, tokens, seconds) of one variant's evaluation of one shard, the model load left out."""
+    examples = tokens = seconds = 0.0
+    for part in shard.parts:
+        c = costs[part.lang]
+        n = part_examples(part, c)
+        examples += n
+        tokens += n * (max(c.choices, 1) * c.prompt_tokens + c.new_tokens)
+        seconds += n * seconds_per_example(c, table, params_b, bits)
+    return examples, tokens, seconds
+
+
 def evaluation_rows(study, shards: dict[str, list[Shard]], table: dict, counted: dict | None = None) -> list[dict]:
-    """One row per evaluation job (model x variant x shard). counted: tokens counted (read_token_counts), else {}."""
+    """One row per evaluation job: model x variant x shard; for a task with engine vllm, model x group x shard, its
+    cost the sum of its variants' with the model loaded once, its `variant` the group's name. counted: tokens
+    counted (read_token_counts), else {}."""
     rows = []
+    groups = lora_groups(study)
     for model, variant, alias in study.evaluations():
         task = study.tasks[alias]
+        if task.engine != "vllm":
+            jobs = [(variant, eval_bits(study, study.finetune_of(model, variant)), 1)]
+        else:  # the group's rows, once: at its first variant
+            jobs = [(g.name, g.bits, len(g.variants)) for g in groups if g.variants[0] == variant]
         costs = {c.lang: c for c in language_costs(task, study, measured_tokens(counted or {}, model, alias))}
         params_b = model_params_b(study.models[model], study.tiny_model)
-        bits = eval_bits(study, study.finetune_of(model, variant))
-        for shard in shards[alias]:
-            examples = tokens = seconds = 0.0
-            for part in shard.parts:
-                c = costs[part.lang]
-                n = part_examples(part, c)
-                examples += n
-                tokens += n * (max(c.choices, 1) * c.prompt_tokens + c.new_tokens)
-                seconds += n * seconds_per_example(c, table, params_b, bits)
-            rows.append(
-                _row(
-                    "evaluate",
-                    model,
-                    variant,
-                    alias,
-                    shard.name,
-                    [p.label for p in shard.parts],
-                    examples,
-                    tokens,
-                    table["load_seconds"] + seconds,
-                    kind="generate" if task_is_generation(costs) else "loglikelihood",
+        kind = "generate" if task_is_generation(costs) else "loglikelihood"
+        for label, bits, members in jobs:
+            for shard in shards[alias]:
+                examples, tokens, seconds = shard_cost(shard, costs, table, params_b, bits)
+                rows.append(
+                    _row(
+                        "evaluate",
+                        model,
+                        label,
+                        alias,
+                        shard.name,
+                        [p.label for p in shard.parts],
+                        members * examples,
+                        members * tokens,
+                        table["load_seconds"] + members * seconds,
+                        kind=kind,
+                    )
                 )
-            )
     return rows
 
 
@@ -306,4 +320,12 @@ def estimate_notes(study, tokens: dict | None = None, token_file: str | None = N
         if counted_train
         else "training records: stated token averages per data backend"
     )
+    groups = ", ".join(f"{g.name} {len(g.variants)} variants" for g in lora_groups(study))
+    for alias, task in study.tasks.items():
+        if task.engine == "vllm":
+            notes.append(
+                f"{alias}: engine vllm, one job per model x evaluation bit-width x shard ({groups}), each variant a "
+                "LoRA request on one engine: the sum of its variants' estimates less the extra model loads "
+                "(the hf backend's throughput figures: vLLM's are not measured)"
+            )
     return notes

@@ -236,6 +236,18 @@ def _resolve_task(alias: str, spec: dict, languages: dict, datasets: dict) -> Ta
     )
 
 
+def _check_vllm_bits(tasks: dict, bits: list, quantize_base_like_training: bool) -> None:
+    """engine vllm runs a base through vLLM's bitsandbytes loader, which is 4-bit only: no 8-bit base, found here
+    rather than when the job starts."""
+    vllm = [alias for alias, task in tasks.items() if task.engine == "vllm"]
+    _require(
+        not (vllm and 8 in bits and quantize_base_like_training),
+        f"evaluation.tasks.{vllm[0] if vllm else ''}.engine: vllm cannot evaluate the 8-bit adapters of finetune.bits "
+        "on their 8-bit base (vLLM's bitsandbytes loader is 4-bit); set engine: hf for this task, take 8 out of "
+        "finetune.bits, or set evaluation.quantize_base_like_training: false",
+    )
+
+
 def resolve_study(config: dict, config_dir: str = ".") -> Study:
     """Check the cross-key rules of a schema-valid config and resolve it into plain records."""
     languages = config["languages"]
@@ -290,6 +302,7 @@ def resolve_study(config: dict, config_dir: str = ".") -> Study:
     tasks = {
         alias: _resolve_task(alias, spec, languages, datasets) for alias, spec in config["evaluation"]["tasks"].items()
     }
+    _check_vllm_bits(tasks, finetune["bits"], config["evaluation"]["quantize_base_like_training"])
 
     return Study(
         results_dir=results_dir,

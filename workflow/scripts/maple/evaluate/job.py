@@ -51,6 +51,11 @@ class Unit:
     def label(self) -> str:
         return self.lang if self.start is None else f"{self.lang}.{self.start}-{self.stop if self.stop else 'end'}"
 
+    @property
+    def examples(self) -> tuple | None:
+        """(start, stop) of a range, None for a whole language: run_lm_eval's `examples`."""
+        return None if self.start is None else (self.start, self.stop)
+
 
 def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = LOCAL_MAX_GEN_TOKS) -> dict:
     """An lm-eval task config over a jsonl whose records carry a rendered `prompt`."""
@@ -212,21 +217,15 @@ def evaluate_variant(
     samples}, stop None: to the end) with one model load, one simple_evaluate call per language or range, so that a
     language's score does not depend on which languages share its job; write one score file for each."""
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.utils import handle_non_serializable
 
-    units = [
-        Unit(lang, str(path), str(samples_files[lang]) if samples_files else None) for lang, path in score_files.items()
-    ]
-    units += [
-        Unit(r["lang"], str(r["score"]), str(r["samples"]) if r.get("samples") else None, r["start"], r.get("stop"))
-        for r in ranges or []
-    ]
+    units = job_units(score_files, samples_files, ranges)
     started = time.time()
     merge = bool(merge and adapter_dir) and task.engine == "hf"
     if task.engine == "vllm":
-        lm, model, tokenizer = _vllm_lm(
-            task, base_source, revision, adapter_dir, bits, batch_size, seed, trust_remote_code
-        )
+        from maple.evaluate.vllm_engine import task_vllm_lm
+
+        lm = task_vllm_lm(task, base_source, revision, adapter_dir, bits, batch_size, seed, trust_remote_code)
+        model, tokenizer = None, lm.tokenizer
     else:
         model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code, merge=merge)
     loaded = time.time()
@@ -238,21 +237,69 @@ def evaluate_variant(
             max_length=task.max_length,
             trust_remote_code=trust_remote_code,
         )
-    results = {}
-    for unit in units:
-        examples = None if unit.start is None else (unit.start, unit.stop)
-        results[unit] = run_lm_eval(lm, tokenizer, task, [unit.lang], prompt_format, seed, examples=examples)
+    results = {
+        unit: run_lm_eval(lm, tokenizer, task, [unit.lang], prompt_format, seed, unit.examples) for unit in units
+    }
     finished = time.time()
+    provenance = job_provenance(
+        model_alias=model_alias,
+        variant=variant,
+        base_source=base_source,
+        revision=revision,
+        model_config=getattr(model, "config", None),
+        adapter_dir=adapter_dir,
+        merged=merge,
+        bits=bits,
+        seed=seed,
+        batch_size=batch_size,
+        lm=lm,
+        task=task,
+        units=units,
+        load_seconds=loaded - started,
+        eval_seconds=finished - loaded,
+    )
+    return write_scores(results, task, provenance)
 
-    job_provenance = {
+
+def job_units(score_files: dict, samples_files: dict | None = None, ranges: list[dict] | None = None) -> list[Unit]:
+    """The simple_evaluate calls of one variant's evaluation: each language of score_files, then each range."""
+    units = [
+        Unit(lang, str(path), str(samples_files[lang]) if samples_files else None) for lang, path in score_files.items()
+    ]
+    return units + [
+        Unit(r["lang"], str(r["score"]), str(r["samples"]) if r.get("samples") else None, r["start"], r.get("stop"))
+        for r in ranges or []
+    ]
+
+
+def job_provenance(
+    *,
+    model_alias,
+    variant,
+    base_source,
+    revision,
+    model_config,
+    adapter_dir,
+    merged,
+    bits,
+    seed,
+    batch_size,
+    lm,
+    task,
+    units,
+    load_seconds,
+    eval_seconds,
+) -> dict:
+    """What every score file of one variant's evaluation records of the job (scores.PROVENANCE_FIELDS)."""
+    return {
         "model_alias": model_alias,
         "model_source": base_source,
         "model_revision": revision,
-        "model_fingerprint": model_fingerprint(base_source, getattr(model, "config", None), revision),
+        "model_fingerprint": model_fingerprint(base_source, model_config, revision),
         "variant": variant,
         "adapter_dir": adapter_dir,
         "adapter_sha256": adapter_hash(adapter_dir) if adapter_dir else None,
-        "adapter_merged": merge if adapter_dir else None,
+        "adapter_merged": merged if adapter_dir else None,
         "bits": bits,
         "seed": seed,
         "batch_size": batch_size,
@@ -263,40 +310,26 @@ def evaluate_variant(
         "software": software_versions(),
         "workflow_commit": workflow_commit(),
         # One job evaluates every language of its shard: these times are the job's, shared by its score files.
-        "wall_seconds": finished - started,
-        "model_load_seconds": loaded - started,
-        "eval_seconds": finished - loaded,
+        "wall_seconds": load_seconds + eval_seconds,
+        "model_load_seconds": load_seconds,
+        "eval_seconds": eval_seconds,
         "languages_in_job": [unit.label for unit in units],
         "dataset_revisions": dict(task.dataset_revisions),
     }
+
+
+def write_scores(results: dict, task: Task, provenance: dict) -> dict:
+    """One score file (and samples file) per unit of results ({Unit: lm-eval's results}); {unit label: value}."""
+    from lm_eval.utils import handle_non_serializable
+
     summary = {}
     for unit, unit_results in results.items():
-        examples = None if unit.start is None else (unit.start, unit.stop)
-        score, samples = score_of(unit_results, task, unit.lang, job_provenance, unit.samples_file, examples)
+        score, samples = score_of(unit_results, task, unit.lang, provenance, unit.samples_file, unit.examples)
         if unit.samples_file:
             write_jsonl(samples, unit.samples_file, default=handle_non_serializable)
         write_json(unit.score_file, score, default=handle_non_serializable)
         summary[unit.label] = score["value"]
     return summary
-
-
-def _vllm_lm(task, base_source, revision, adapter_dir, bits, batch_size, seed, trust_remote_code):
-    """(lm-eval's vLLM model, None, its tokenizer): the base and the adapter as a LoRA request in one engine."""
-    from maple.evaluate.vllm_engine import vllm_lm, vllm_model_args
-
-    args = vllm_model_args(
-        base_source=base_source,
-        revision=revision,
-        adapter_dir=adapter_dir,
-        bits=bits,
-        lora_rank=task.lora_rank,
-        batch_size=batch_size,
-        max_length=task.max_length,
-        seed=seed,
-        trust_remote_code=trust_remote_code,
-    )
-    lm = vllm_lm(args)
-    return lm, None, lm.tokenizer
 
 
 def _batch_size_used(lm):

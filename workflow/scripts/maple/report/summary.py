@@ -46,14 +46,15 @@ def cost_table(table: pd.DataFrame, jobs: list[dict], devices: dict[str, str] | 
     on a GPU run, else hours), its mean delta vs base over every task and language, and whether it is on the Pareto
     front of its model.
 
-    `jobs`: records {model, variant, stage (finetune|evaluate), benchmark (path), gpu (the job's resources gpu)};
-    `devices`: "model/variant" -> where its finetune ran (train_metrics.json `device`)."""
+    `jobs`: records {model, variant, stage (finetune|evaluate), benchmark (path), gpu (the job's resources gpu),
+    share (optional: the part of a job shared by several variants that is this one's, e.g. 1/n of an engine vllm
+    group's job)}; `devices`: "model/variant" -> where its finetune ran (train_metrics.json `device`)."""
     devices = devices or {}
     records: dict[tuple[str, str], dict] = {}
     for job in jobs:
         key = (job["model"], job["variant"])
         rec = records.setdefault(key, {"finetune_s": 0.0, "evaluate_s": 0.0, "gpu_s": 0.0, "n_jobs": 0})
-        seconds = benchmark_seconds(job["benchmark"])
+        seconds = benchmark_seconds(job["benchmark"]) * float(job.get("share", 1))
         rec[f"{job['stage']}_s"] += seconds
         rec["gpu_s"] += seconds * float(job.get("gpu", 1))
         rec["n_jobs"] += 1
