@@ -134,7 +134,8 @@ def build_mirror(root: Path) -> dict:
     models/org/tiny-hub    a tiny Llama (config.json, model.safetensors, tokenizer); tag v1 at an older commit
     models/org/tiny-bin    config.json and pytorch_model.bin only (no safetensors: the count comes from the config)
     models/org/bare        a README only (no parameter count from anywhere)
-    datasets/juletxara/xstory_cloze   main: a loading script and README; refs/convert/parquet: sw/{train,eval}
+    datasets/juletxara/xstory_cloze   main: a loading script and a README whose card sizes sw's eval as the table
+                           does (1511); refs/convert/parquet: sw/{train,eval} (no card, as the hub's converter keeps)
     datasets/org/plain     plain data files on main (data/train.jsonl), no conversion
     datasets/cambridgeltl/xcopa   main: a README whose card (YAML front matter) gives each config's split sizes,
                            sw's test as workflow/resources/task_sizes.csv has it (500), et's not (499)
@@ -158,7 +159,7 @@ def build_mirror(root: Path) -> dict:
     commits["bare"] = commit_files(mirrors / "models" / "org" / "bare", {"README.md": "# bare\n"}, "bare")
     stories = mirrors / "datasets" / "juletxara" / "xstory_cloze"
     commits["xstory_cloze"] = commit_files(
-        stories, {"README.md": "# xstory_cloze\n", "xstory_cloze.py": "import datasets\n"}, "loading script"
+        stories, {"README.md": XSTORY_CLOZE_CARD, "xstory_cloze.py": "import datasets\n"}, "loading script"
     )
     commit_files(
         stories,
@@ -193,6 +194,19 @@ dataset_info:
     num_examples: 500
 ---
 # XCOPA
+"""
+
+
+XSTORY_CLOZE_CARD = """---
+dataset_info:
+- config_name: sw
+  splits:
+  - name: train
+    num_examples: 360
+  - name: eval
+    num_examples: 1511
+---
+# xstory_cloze
 """
 
 

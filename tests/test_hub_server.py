@@ -130,10 +130,11 @@ def test_preflight_through_a_hub_server(hub_server, hub_mirror, tmp_path):
         "mem  models.bare: parameter count unknown (tried: model_info safetensors (absent); safetensors headers "
         "(NotASafetensorsRepoError); config.json (HTTP 404)); GPU memory not checked" in report
     )
-    # the shipped task reads the conversion through data_files (on the hub the conversion holds no README either)
+    # the shipped task reads the conversion through data_files (on the hub the conversion holds no README either):
+    # its size is checked against the card of the main branch, the data the conversion is made from
     assert (
-        "size not checked: maple_xstorycloze_sw (dataset juletxara/xstory_cloze@refs/convert/parquet): read through "
-        "data_files, whose split sizes a dataset card does not describe" in report
+        "size dataset juletxara/xstory_cloze@refs/convert/parquet: workflow/resources/task_sizes.csv agrees with the "
+        f"card of its main branch ({commits['xstory_cloze'][:12]}) for maple_xstorycloze_sw" in report
     )
     assert "auth_check" not in " ".join(p for _, p, _ in hub_server.requests())  # no repo here is gated
     assert slash_revisions_in_paths(hub_server) == []

@@ -176,6 +176,68 @@ def test_split_sizes_against_the_dataset_card():
     ]
 
 
+def test_split_sizes_of_the_parquet_conversion_against_the_main_branch_card():
+    """A task reading refs/convert/parquet through data_files (<config>/<split>/...): its row against the card of
+    the main branch (source_card: the branch's commit from the refs, its dataset_info): agreeing, differing (a
+    problem naming the main branch), not sized there; without a main branch (or an answer), not checked."""
+    from types import SimpleNamespace
+
+    from huggingface_hub.hf_api import DatasetInfo
+    from maple.hub.pins import HubRepo
+    from maple.hub.preflight import DatasetNeed
+    from maple.hub.split_sizes import check_sizes, source_card
+
+    card = {
+        "dataset_info": [
+            {"config_name": f"mlqa.{c}", "splits": [{"name": "test", "num_examples": n}]}
+            for c, n in (("de.de", 4517), ("ar.ar", 5334))
+        ]
+    }
+    main_info = DatasetInfo(id="facebook/mlqa", sha=sha("m"), cardData=card)
+    asked = []
+
+    class Api:
+        def dataset_info(self, repo_id, revision, token):
+            asked.append((repo_id, revision))
+            return main_info
+
+    refs = SimpleNamespace(branches=[SimpleNamespace(name="main", target_commit=sha("m"))])
+    repo = HubRepo("dataset", "facebook/mlqa", "refs/convert/parquet")
+    source = source_card(Api(), repo, refs, None, (OSError,))
+    assert source == (sha("m"), main_info) and asked == [("facebook/mlqa", sha("m"))]
+    assert source_card(Api(), repo, SimpleNamespace(branches=[]), None, (OSError,)) is None
+
+    def need(config, examples):
+        lang = config.split(".")[0]
+        return DatasetNeed(
+            f"evaluation.tasks.mlqa language {lang} (maple_mlqa_{config.replace('.', '_')})",
+            None,
+            task=f"maple_mlqa_{config.replace('.', '_')}",
+            scored="test",
+            table={"examples": examples, "split": "test"},
+            data_files={"validation": f"mlqa.{config}/validation/*.parquet", "test": f"mlqa.{config}/test/*.parquet"},
+        )
+
+    conversion = DatasetInfo(id="facebook/mlqa", sha=sha("p"), cardData=None)  # the converter keeps no README
+    needs = [need("de.de", 4517), need("ar.ar", 5335), need("hi.hi", 4918)]
+    lines, problems = check_sizes(repo, sha("p"), conversion, needs, source)
+    assert problems == [
+        "workflow/resources/task_sizes.csv: evaluation.tasks.mlqa language ar (maple_mlqa_ar_ar): the table gives "
+        f"5335 examples, the card of dataset 'facebook/mlqa' at 'main' ({sha('m')[:12]}) gives 5334 for config "
+        "'mlqa.ar.ar' split 'test', the split the task scores: correct the row to 5334 examples"
+    ]
+    assert lines == [
+        "size dataset facebook/mlqa@refs/convert/parquet: workflow/resources/task_sizes.csv agrees with the card of "
+        f"its main branch ({sha('m')[:12]}) for maple_mlqa_de_de",
+        "size not checked: maple_mlqa_hi_hi (dataset facebook/mlqa@refs/convert/parquet): read through data_files, "
+        "and no size for its config and split in the card of the main branch",
+    ]
+    lines, problems = check_sizes(repo, sha("p"), conversion, needs, None)
+    assert problems == [] and lines[-1].endswith(
+        "read through data_files, whose split sizes a dataset card does not describe"
+    )
+
+
 def test_pins_and_memory_estimates(monkeypatch):
     """A model's commit pinned from its revision; the GPU memory estimate at each bit-width against
     preflight.gpu_memory_gib: 7e9 parameters fit 10 GiB at 4 bits, not at 16."""

@@ -32,7 +32,7 @@ from maple.hub.revisions import (
     parquet_files,
     resolve,
 )
-from maple.hub.split_sizes import check_sizes, not_checked, plan_row
+from maple.hub.split_sizes import check_sizes, not_checked, plan_row, source_card
 from maple.hub.task_sources import (
     DEFAULT_CONFIG,
     PARQUET_REVISION,
@@ -279,7 +279,9 @@ def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | Non
         if need.task:
             out.pins["task_datasets"][need.task] = repo.key
     out.report.append(f"ok   {users}: dataset {repo.repo_id}@{repo.revision} -> {commit}")
-    sizes, problems = check_sizes(repo, commit, resolved.info, needs)
+    reads_conversion = repo.revision == PARQUET_REVISION and any(n.data_files and n.table for n in needs)
+    source = source_card(api, repo, resolved.refs, token, hub_failures()) if reads_conversion else None
+    sizes, problems = check_sizes(repo, commit, resolved.info, needs, source)
     out.report.extend(sizes)
     out.problems.extend(problems)
 

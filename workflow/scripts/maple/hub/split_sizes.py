@@ -4,9 +4,12 @@ gives at the pinned commit (docs/cost-and-sharding.md, "Checked against the hub"
 
 The card is the README's YAML front matter, which the hub returns in `dataset_info` as `card_data`: its
 `dataset_info` (one mapping, or a list with one per `config_name`) lists each split's `num_examples`. The check reads
-the info preflight already fetched to resolve the revision, so it asks the hub nothing more. Where the hub is
-offline, a task's data is not read from the hub, or the card gives no size, the report says "not checked" and why;
-a figure that differs is a problem. The cost estimate (maple.config.task_sizes) reads the same rows."""
+the info preflight already fetched to resolve the revision. A task that reads the hub's parquet conversion
+(refs/convert/parquet, through data_files <config>/<split>/...) meets no card there (the converter keeps parquet
+files only): its sizes are checked against the card of the dataset's main branch, the data the conversion is made
+from (one more dataset_info per repository). Where the hub is offline, a task's data is not read from the hub, or
+the card gives no size, the report says "not checked" and why; a figure that differs is a problem. The cost estimate
+(maple.config.task_sizes) reads the same rows."""
 
 from __future__ import annotations
 
@@ -79,29 +82,67 @@ def not_checked(needs, why: str) -> list[str]:
     return _unchecked({NO_ROW: [n for n in needs if not n.table], why: [n for n in needs if n.table]})
 
 
-def mismatch(need, repo, commit: str, config: str, found: int) -> str:
+def mismatch(need, repo_id: str, revision: str, commit: str, config: str, split: str, found: int) -> str:
     """The problem of a row whose figure differs from the card's: the table, the task and language, both figures,
     and the fix."""
     row_split = need.table["split"]
-    other = f" (its row is for split {row_split!r})" if row_split != need.scored else ""
-    fix = f"correct the row to {found} examples" + (f" of split {need.scored!r}" if other else "")
+    other = f" (its row is for split {row_split!r})" if row_split != split else ""
+    fix = f"correct the row to {found} examples" + (f" of split {split!r}" if other else "")
     return (
         f"{SIZES_TABLE}: {need.label}: the table gives {need.table['examples']} examples{other}, the card of dataset "
-        f"{repo.repo_id!r} at {repo.revision!r} ({commit[:12]}) gives {found} for config {config!r} split "
-        f"{need.scored!r}, the split the task scores: {fix}"
+        f"{repo_id!r} at {revision!r} ({commit[:12]}) gives {found} for config {config!r} split {split!r}, the split "
+        f"the task scores: {fix}"
     )
 
 
-def check_sizes(repo, commit: str, info, needs) -> tuple[list[str], list[str]]:
-    """Each task need's table row against the card of `repo` (a HubRepo) at `commit` (its info: `info`). Returns
-    (report lines, problems); one problem per figure that differs."""
+SOURCE_BRANCH = "main"  # what the hub's parquet conversion is made from, and where the card is
+
+
+def converted_split(need) -> tuple[str, str] | None:
+    """A task reading the parquet conversion through data_files: the (config, split) its scored split's files lie
+    under (<config>/<split>/*.parquet); None otherwise."""
+    wanted = (need.data_files or {}).get(need.scored) if need.scored else None
+    pattern = wanted if isinstance(wanted, str) else (wanted[0] if wanted else "")
+    parts = pattern.split("/")
+    return (parts[0], parts[1]) if len(parts) >= 3 else None
+
+
+def source_card(api, repo, refs, token, failures) -> tuple[str, object] | None:
+    """(commit, info) of the dataset's main branch, whose card describes the data its parquet conversion holds;
+    None where the branch is not listed or the hub does not answer (failures: the hub's error types)."""
+    branches = {b.name: b.target_commit for b in getattr(refs, "branches", None) or []}
+    commit = branches.get(SOURCE_BRANCH)
+    if commit is None:
+        return None
+    try:
+        return commit, api.dataset_info(repo.repo_id, revision=commit, token=token or False)
+    except failures:
+        return None
+
+
+def check_sizes(repo, commit: str, info, needs, source=None) -> tuple[list[str], list[str]]:
+    """Each task need's table row against the card of `repo` (a HubRepo) at `commit` (its info: `info`); a need that
+    reads the parquet conversion through data_files against `source` ((commit, info) of the main branch: source_card)
+    where given. Returns (report lines, problems); one problem per figure that differs."""
     sizes = card_sizes(info)
     where = f" (dataset {repo.repo_id}@{repo.revision})"
-    agreed, problems = [], []
+    agreed, from_source, problems = [], [], []
     unchecked = {NO_ROW: [n for n in needs if n.task and not n.table]}
     for need in [n for n in needs if n.task and n.table]:
         if need.data_files:
-            why = "read through data_files, whose split sizes a dataset card does not describe"
+            at = converted_split(need)
+            found = card_sizes(source[1]).get(at) if source and at else None
+            if found == need.table["examples"]:
+                from_source.append(need)
+                continue
+            if found is not None:
+                problems.append(mismatch(need, repo.repo_id, SOURCE_BRANCH, source[0], at[0], at[1], found))
+                continue
+            why = (
+                "read through data_files, and no size for its config and split in the card of the main branch"
+                if source
+                else "read through data_files, whose split sizes a dataset card does not describe"
+            )
         elif not need.scored:
             why = "its task YAML names no test or validation split"
         elif not sizes:
@@ -112,7 +153,7 @@ def check_sizes(repo, commit: str, info, needs) -> tuple[list[str], list[str]]:
                 agreed.append(need)
                 continue
             if found is not None:
-                problems.append(mismatch(need, repo, commit, config, found))
+                problems.append(mismatch(need, repo.repo_id, repo.revision, commit, config, need.scored, found))
                 continue
             why = f"the dataset card at {commit[:12]} gives no size for the config and split the task scores"
         unchecked.setdefault(why, []).append(need)
@@ -121,5 +162,10 @@ def check_sizes(repo, commit: str, info, needs) -> tuple[list[str], list[str]]:
         lines.append(
             f"size dataset {repo.repo_id}@{repo.revision} ({commit[:12]}): {SIZES_TABLE} agrees with its card for "
             f"{_names(agreed)}"
+        )
+    if from_source:
+        lines.append(
+            f"size dataset {repo.repo_id}@{repo.revision}: {SIZES_TABLE} agrees with the card of its "
+            f"{SOURCE_BRANCH} branch ({source[0][:12]}) for {_names(from_source)}"
         )
     return lines + _unchecked(unchecked, where), problems
