@@ -326,7 +326,27 @@ def test_checker_accepts_the_shipped_configs():
             cwd=REPO,
         )
         assert result.returncode == 0, result.stderr
-        assert "valid" in result.stdout
+        assert "valid" in result.stdout and "\nEstimate: " in result.stdout
+
+
+def test_checker_counts_the_evaluation_jobs_as_planned(tmp_path):
+    """The demo's 10 evaluation jobs (5 variants x 2 tasks); with demo_gen on engine vllm, one job per model and
+    evaluation bit-width for it (2) instead of one per variant (5): 7."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["evaluation"]["tasks"]["demo_gen"]["engine"] = "vllm"
+    path = tmp_path / "vllm.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    counts = {}
+    for name, config_path in (("demo", REPO / "config" / "config.yaml"), ("vllm", path)):
+        result = subprocess.run(
+            [sys.executable, str(REPO / "workflow" / "scripts" / "check_config.py"), str(config_path)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert result.returncode == 0, result.stderr
+        counts[name] = result.stdout.split(" evaluation jobs)")[0].rsplit(" ", 1)[-1]
+    assert counts == {"demo": "10", "vllm": "7"}
 
 
 def test_strict_loader_names_duplicate_keys(tmp_path):
