@@ -49,8 +49,9 @@ def study(config_path: Path):
         return resolve_study(with_defaults(yaml.safe_load(f)), config_dir=str(config_path.parent))
 
 
-def demo_task(alias: str, data: Path, languages: list[str], limit: int):
-    """The demo's local task `alias` (demo_mc, demo_gen) over the held-out sets under data/eval, as a job runs it."""
+def demo_task(alias: str, eval_dir: Path, languages: list[str], limit: int):
+    """The demo's local task `alias` (demo_mc, demo_gen) over the held-out sets under eval_dir (a dataset's eval/),
+    as a job runs it."""
     from maple.runtime.tasks import Task
 
     kind, subdir, metric = TASKS[alias]
@@ -60,7 +61,7 @@ def demo_task(alias: str, data: Path, languages: list[str], limit: int):
         kind=kind,
         metric=metric,
         lm_eval_names={lang: f"maple_{alias}_{lang}" for lang in languages},
-        eval_files={lang: str(data / "eval" / subdir / f"{lang}.jsonl") for lang in languages},
+        eval_files={lang: str(Path(eval_dir) / subdir / f"{lang}.jsonl") for lang in languages},
         limit=limit,
     )
 
@@ -119,7 +120,7 @@ def run(
     for variant, (adapter, bits) in variants.items():
         entry = figures["variants"].setdefault(variant, {})
         for alias in TASKS:
-            task = demo_task(alias, data, languages, limit)
+            task = demo_task(alias, data / "eval", languages, limit)
             scores = {lang: out / "scores" / variant / alias / f"{lang}.json" for lang in languages}
             samples = {lang: out / "samples" / variant / alias / f"{lang}.jsonl" for lang in languages}
             values = evaluate_variant(

@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gpu_demo import TASKS, demo_task  # noqa: E402  (the demo's local tasks, as bench/gpu_demo.py evaluates them)
+
 import bench_report  # noqa: E402  (bench/bench_report.py, beside this script)
 
 ARMS = ("merged", "unmerged")
@@ -54,7 +56,6 @@ def tolerances(device: str) -> tuple[float, float]:
     return SCORE_TOLERANCE, LOGLIK_TOLERANCE
 
 
-TASKS = {"demo_mc": ("multiple_choice", "eval_mc", "acc"), "demo_gen": ("generate", "eval_gen", "exact_match")}
 FIGURES = ("eval_seconds", "load_seconds")
 
 
@@ -81,23 +82,11 @@ def parse_args(argv=None):
 
 
 def task_run(alias: str, args):
-    from maple.runtime.tasks import Task
-
-    kind, subdir, metric = TASKS[alias]
-    languages = args.languages.split(",")
-    files = {lang: str(Path(args.eval_dir) / subdir / f"{lang}.jsonl") for lang in languages}
-    missing = [f for f in files.values() if not os.path.isfile(f)]
+    task = demo_task(alias, Path(args.eval_dir), args.languages.split(","), args.limit)
+    missing = [f for f in task.eval_files.values() if not os.path.isfile(f)]
     if missing:
         raise SystemExit(f"--eval-dir: no held-out file {missing[0]} (--languages {args.languages})")
-    return Task(
-        alias=alias,
-        source="local",
-        kind=kind,
-        metric=metric,
-        lm_eval_names={lang: f"maple_{alias}_{lang}" for lang in languages},
-        eval_files=files,
-        limit=args.limit,
-    )
+    return task
 
 
 def run_arm(args) -> dict:

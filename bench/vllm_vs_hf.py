@@ -81,7 +81,7 @@ def run(demo: Path, languages: list[str], limit: int, seed: int) -> dict:
     from maple.evaluate.vllm_engine import max_lora_rank
 
     task = replace(
-        demo_task(TASK, demo / "data" / "demo", languages, limit), engine="vllm", lora_rank=max_lora_rank([4])
+        demo_task(TASK, demo / "data" / "demo" / "eval", languages, limit), engine="vllm", lora_rank=max_lora_rank([4])
     )
     out = demo / "vllm"
     members = [

@@ -129,7 +129,9 @@ def test_vllm_vs_hf_compares_the_group_jobs_answers_with_the_demos(tmp_path, mon
     held_out = local_task(tmp_path).eval_files["en"]
     (demo / "data" / "demo" / "eval" / "eval_gen").mkdir(parents=True)
     Path(held_out).rename(demo / "data" / "demo" / "eval" / "eval_gen" / "en.jsonl")
-    task = vllm_vs_hf.replace(demo_task("demo_gen", demo / "data" / "demo", ["en"], 3), engine="vllm", lora_rank=8)
+    task = vllm_vs_hf.replace(
+        demo_task("demo_gen", demo / "data" / "demo" / "eval", ["en"], 3), engine="vllm", lora_rank=8
+    )
     for variant in vllm_vs_hf.VARIANTS:  # the demo's arm, as bench/gpu_demo.py writes it
         evaluate_variant(
             model_alias="tiny",

@@ -4,7 +4,6 @@ import os
 import re
 import sys
 from dataclasses import replace
-from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -22,21 +21,16 @@ from maple.hub.pins import (
 )  # noqa: E402
 from maple.hub.preflight import preflight_plan, reads_hub  # noqa: E402
 from maple.config.stage_versions import STAGE_VERSIONS  # noqa: E402
-from maple.config.study import BASE_VARIANT  # noqa: E402
+from maple.config.study import BASE_VARIANT, Finetune  # noqa: E402
 from maple.hub.task_sources import task_mirrors  # noqa: E402
 from maple.config.validation import ConfigError, checked_study, lm_eval_tasks_dir  # noqa: E402
-from maple.config.estimate import (  # noqa: E402
-    RUNTIME_FLOOR_MINUTES,
-    estimate_notes,
-    plan_shards,
-    plan_synth_parts,
-    study_estimate,
-)
+from maple.config.estimate import estimate_notes  # noqa: E402
 from maple.config.estimate_table import STAGE_KEYS, runtime_warnings, total_line  # noqa: E402
 from maple.config.lora_groups import lora_groups  # noqa: E402
 from maple.config.shards import split_languages  # noqa: E402
-from maple.config.task_sizes import TokenCountsError, read_token_counts  # noqa: E402
-from maple.config.throughput import ThroughputError, read_gpu_summary  # noqa: E402
+from maple.config.study_plan import study_plan  # noqa: E402
+from maple.config.task_sizes import TokenCountsError  # noqa: E402
+from maple.config.throughput import ThroughputError  # noqa: E402
 from maple.evaluate.vllm_engine import max_lora_rank  # noqa: E402
 
 # Validation, before any job starts (docs/reruns-and-faults.md, "Bad configs"; maple.config.validation.checked_study):
@@ -58,13 +52,12 @@ R = STUDY.results_dir
 # study down, so that the shards are the full study's. Each evaluation job (model x variant x shard) has its
 # estimate, which is its SLURM runtime (times evaluation.runtime_margin) unless evaluation.resources gives one.
 try:
-    THROUGHPUT = read_gpu_summary(config["estimate"]["gpu_summary"])
-    TOKENS = read_token_counts(config["estimate"]["token_counts"])
+    PLAN = study_plan(STUDY, config["estimate"])
 except (ThroughputError, TokenCountsError) as error:
     raise WorkflowError(f"Invalid config: {error}")
-SHARDS = plan_shards(STUDY, THROUGHPUT, TOKENS)
+THROUGHPUT, TOKENS, SHARDS, ESTIMATE = PLAN.throughput, PLAN.tokens, PLAN.shards, PLAN.estimate
 # a model-written dataset too large for one job: its languages in parts (rule synth_part)
-SYNTH_PARTS = plan_synth_parts(STUDY, THROUGHPUT)
+SYNTH_PARTS = PLAN.synth_parts
 SYNTH_PARTS_OF = [name for name, parts in SYNTH_PARTS.items() if parts]
 SYNTH_WHOLE = [name for name in STUDY.datasets if name not in SYNTH_PARTS_OF]  # rule synth_data's datasets
 # engine vllm: one job per model x evaluation bit-width x shard scores each variant of the group (the same groups for
@@ -75,7 +68,6 @@ try:
     VLLM_LORA_RANK = max_lora_rank([f.rank for f in STUDY.finetunes]) if VLLM_TASKS else None
 except ValueError as error:
     raise WorkflowError(f"Invalid config: {error}")
-ESTIMATE = study_estimate(STUDY, SHARDS, THROUGHPUT, TOKENS, SYNTH_PARTS)
 EVALUATE_RUNTIME = {
     (r["model"], r["variant"], r["job"]): r["runtime_min"] for r in ESTIMATE if r["stage"] == "evaluate"
 }
@@ -344,8 +336,8 @@ LIGHT_DATA_RUNTIME_MINUTES = 60  # a data job that runs no model: template data,
 
 
 def get_synth_runtime(wildcards):
-    """The SLURM runtime of a data job a model runs: its estimate x evaluation.runtime_margin (at least
-    RUNTIME_FLOOR_MINUTES); any other data job: LIGHT_DATA_RUNTIME_MINUTES."""
+    """The SLURM runtime of a data job a model runs: its estimate's (estimate x evaluation.runtime_margin); any other
+    data job: LIGHT_DATA_RUNTIME_MINUTES."""
     part = getattr(wildcards, "part", None)
     if not (part or get_synth_gpus(wildcards)):
         return LIGHT_DATA_RUNTIME_MINUTES
@@ -456,7 +448,11 @@ def get_evaluate_ranges(shard):
 def get_finetune_resources():
     """The stage's resources, with each job's SLURM runtime from its estimate (unless finetune.resources gives one
     for every job)."""
-    runtime = {"runtime": lambda wc: FINETUNE_RUNTIME[(wc.model, f"{wc.data}-r{wc.rank}-q{wc.bits}")]}
+    runtime = {
+        "runtime": lambda wc: FINETUNE_RUNTIME[
+            (wc.model, Finetune(wc.model, wc.data, int(wc.rank), int(wc.bits)).variant)
+        ]
+    }
     return {**runtime, **job_resources(STUDY.finetune_params)}
 
 
@@ -527,7 +523,7 @@ def get_token_count_models(wildcards):
     return {
         alias: {
             "source": model.source,
-            "revision": get_model_revision(SimpleNamespace(model=alias)),
+            "revision": pinned_revision(hub_pins(), model_repo(model), model.revision),
             "prompt_format": model.prompt_format,
             "trust_remote_code": model.trust_remote_code,
         }

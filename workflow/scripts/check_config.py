@@ -1,6 +1,6 @@
 """Every check the workflow makes of a config, offline and without Snakemake; for a YAML error it names the file,
 line and column (Snakemake's own message for a --configfile names neither). It then prints the study's cost
-estimate as every plan does (the GPU jobs, their shards and parts: maple.config.estimate).
+estimate as every plan does (the GPU jobs, their shards and parts: maple.config.study_plan).
 
     python workflow/scripts/check_config.py CONFIG.yaml
 """
@@ -8,21 +8,19 @@ estimate as every plan does (the GPU jobs, their shards and parts: maple.config.
 import os
 import sys
 
-from maple.config.estimate import plan_shards, plan_synth_parts, study_estimate
 from maple.config.estimate_table import total_line
-from maple.config.task_sizes import TokenCountsError, read_token_counts
-from maple.config.throughput import ThroughputError, read_gpu_summary
+from maple.config.study_plan import study_plan
+from maple.config.task_sizes import TokenCountsError
+from maple.config.throughput import ThroughputError
 from maple.config.validation import ConfigError, checked_study, load_yaml_strict
 
 if __name__ == "__main__":
     path = sys.argv[1]
     try:
         config, study = checked_study(load_yaml_strict(path), config_files=[path], config_dir=os.getcwd())
-        table = read_gpu_summary(config["estimate"]["gpu_summary"])
-        tokens = read_token_counts(config["estimate"]["token_counts"])
+        rows = study_plan(study, config["estimate"]).estimate
     except (ConfigError, ThroughputError, TokenCountsError) as error:
         sys.exit(f"Invalid config: {error}")
-    rows = study_estimate(study, plan_shards(study, table, tokens), table, tokens, plan_synth_parts(study, table))
     evaluation = sum(1 for r in rows if r["stage"] == "evaluate")
     print(f"{path}: valid ({len(study.finetunes)} finetunes, {evaluation} evaluation jobs)")
     print(total_line(rows, study.evaluation_params["max_job_hours"]).rsplit(";", 1)[0])  # no estimate.md written

@@ -69,10 +69,11 @@ def runtime_warnings(rows: list[dict], configured: dict[str, int | None]) -> lis
             if stage == "finetune"
             else ""
         )
+        job = " ".join(filter(None, (worst["model"], worst["variant"], worst["job"])))
         lines.append(
             f"{len(over)} {stage} jobs are estimated over {STAGE_KEYS[stage]}.resources.runtime {minutes} min "
-            f"(the longest {worst['runtime_min']} min: {worst['model']} {worst['variant']} {worst['job']}".rstrip()
-            + f"): raise it, or remove it to give each job its estimate.{resume}"
+            f"(the longest {worst['runtime_min']} min: {job}): raise it, or remove it to give each job its "
+            f"estimate.{resume}"
         )
     return lines
 

@@ -218,7 +218,6 @@ def evaluate_variant(
     language's score does not depend on which languages share its job; write one score file for each."""
     from lm_eval.models.huggingface import HFLM
 
-    units = job_units(score_files, samples_files, ranges)
     started = time.time()
     merge = bool(merge and adapter_dir) and task.engine == "hf"
     if task.engine == "vllm":
@@ -226,10 +225,10 @@ def evaluate_variant(
 
         lm = task_vllm_lm(task, base_source, revision, adapter_dir, bits, batch_size, seed, trust_remote_code)
         model, tokenizer = None, lm.tokenizer
+        loaded = time.time()
     else:
         model, tokenizer = load_variant(base_source, adapter_dir, bits, revision, trust_remote_code, merge=merge)
-    loaded = time.time()
-    if task.engine != "vllm":
+        loaded = time.time()
         lm = HFLM(
             pretrained=model,
             tokenizer=tokenizer,
@@ -237,11 +236,14 @@ def evaluate_variant(
             max_length=task.max_length,
             trust_remote_code=trust_remote_code,
         )
-    results = {
-        unit: run_lm_eval(lm, tokenizer, task, [unit.lang], prompt_format, seed, unit.examples) for unit in units
-    }
-    finished = time.time()
-    provenance = job_provenance(
+    return score_units(
+        lm,
+        tokenizer,
+        task,
+        job_units(score_files, samples_files, ranges),
+        prompt_format,
+        seed,
+        load_seconds=loaded - started,
         model_alias=model_alias,
         variant=variant,
         base_source=base_source,
@@ -250,14 +252,18 @@ def evaluate_variant(
         adapter_dir=adapter_dir,
         merged=merge,
         bits=bits,
-        seed=seed,
         batch_size=batch_size,
-        lm=lm,
-        task=task,
-        units=units,
-        load_seconds=loaded - started,
-        eval_seconds=finished - loaded,
     )
+
+
+def score_units(lm, tokenizer, task: Task, units: list[Unit], prompt_format: str, seed: int, **job) -> dict:
+    """One simple_evaluate call per unit on the loaded model, each unit's score (and samples) file written with the
+    job's provenance (job: job_provenance's fields but lm, task, units, seed and eval_seconds); {unit label: value}."""
+    started = time.time()
+    results = {
+        unit: run_lm_eval(lm, tokenizer, task, [unit.lang], prompt_format, seed, unit.examples) for unit in units
+    }
+    provenance = job_provenance(lm=lm, task=task, units=units, seed=seed, eval_seconds=time.time() - started, **job)
     return write_scores(results, task, provenance)
 
 

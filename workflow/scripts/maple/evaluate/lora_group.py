@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from maple.evaluate.job import job_provenance, job_units, run_lm_eval, write_scores
+from maple.evaluate.job import job_units, score_units
 from maple.evaluate.vllm_engine import task_vllm_lm, use_adapter
 from maple.runtime.tasks import Task
 
@@ -49,12 +49,14 @@ def evaluate_group(
     summary = {}
     for lora_id, member in enumerate(members, start=1):
         use_adapter(lm, member["variant"], lora_id, member["adapter_dir"])
-        units = job_units(member["score_files"], member.get("samples_files"), member.get("ranges"))
-        member_started = time.time()
-        results = {
-            unit: run_lm_eval(lm, lm.tokenizer, task, [unit.lang], prompt_format, seed, unit.examples) for unit in units
-        }
-        provenance = job_provenance(
+        summary[member["variant"]] = score_units(
+            lm,
+            lm.tokenizer,
+            task,
+            job_units(member["score_files"], member.get("samples_files"), member.get("ranges")),
+            prompt_format,
+            seed,
+            load_seconds=load_seconds,
             model_alias=model_alias,
             variant=member["variant"],
             base_source=base_source,
@@ -63,15 +65,8 @@ def evaluate_group(
             adapter_dir=member["adapter_dir"],
             merged=False,
             bits=bits,
-            seed=seed,
             batch_size=batch_size,
-            lm=lm,
-            task=task,
-            units=units,
-            load_seconds=load_seconds,
-            eval_seconds=time.time() - member_started,
         )
-        summary[member["variant"]] = write_scores(results, task, provenance)
     return summary
 
 

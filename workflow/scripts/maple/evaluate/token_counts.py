@@ -7,7 +7,7 @@ keeps its stated average. Nothing is read from the network."""
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from maple.evaluate.job import task_manager_for
@@ -101,8 +101,9 @@ def count_task(
     rows = []
     with tempfile.TemporaryDirectory(prefix="maple-tokens-") as task_dir:
         names = [task.lm_eval_names[lang] for lang in task.languages]
-        local_missing = [lang for lang in task.languages if task.source == "local" and not _exists(task, lang)]
-        present = replace_files(task, local_missing)
+        # a local task's languages whose held-out files are not written yet (write_local_tasks reads each)
+        present = replace(task, eval_files={k: v for k, v in task.eval_files.items() if Path(v).is_file()})
+        local_missing = [lang for lang in task.languages if task.source == "local" and lang not in present.eval_files]
         manager = task_manager_for(present, names, Path(task_dir), prompt_format, tokenizer)
         chat = prompt_format == "chat_template" and task.source == "lm_eval"
         for lang, name in zip(task.languages, names):
@@ -120,19 +121,6 @@ def count_task(
                 TokenCount(model_alias, task.alias, lang, sampled, round(prompt, 1), round(answer, 1), tokenizer_name)
             )
     return rows
-
-
-def _exists(task: Task, lang: str) -> bool:
-    return Path(task.eval_files.get(lang, "")).is_file()
-
-
-def replace_files(task: Task, missing: list[str]) -> Task:
-    """The task without the local languages whose held-out files are not there (write_local_tasks reads each)."""
-    from dataclasses import replace
-
-    if not missing:
-        return task
-    return replace(task, eval_files={k: v for k, v in task.eval_files.items() if k not in missing})
 
 
 TRAIN_PREFIX = "train:"  # the task column of a training set's rows: train:<dataset>
