@@ -34,6 +34,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 # node id, which pytest 9 no longer lets a plugin change. Slow tests are queued first, so that the long DAG runs
 # start at once and the short tests fill the gaps at the end.
 SHARED_RUNS = ("small_run", "demo_run")
+TORCH_THREADS = pytest.StashKey[int]()
 
 
 def shared_run_of_modules() -> dict[str, str]:
@@ -61,6 +62,25 @@ def pytest_xdist_make_scheduler(config, log):
             return shared.get(Path(module).name, module)
 
     return SharedRunScheduling(config, log)
+
+
+def pytest_configure(config):
+    import torch
+
+    config.stash[TORCH_THREADS] = torch.get_num_threads()
+
+
+def pytest_collection_finish(session):
+    """pytest-xdist imports every test module in every worker: a module that sets torch's thread count at import sets
+    it for every test of the worker, and a test that compares an in-process run with a Snakemake job's (same threads
+    as the job, tests/test_finetune.py) then compares two thread counts, whose float sums differ."""
+    import torch
+
+    if torch.get_num_threads() != session.config.stash[TORCH_THREADS]:
+        raise pytest.UsageError(
+            f"a test module set torch's thread count at import ({session.config.stash[TORCH_THREADS]} -> "
+            f"{torch.get_num_threads()}): set it in a fixture that restores it"
+        )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -24,8 +24,17 @@ from maple.data.settings import RESPONSE_TEMPLATE, GenerateSettings, HubSettings
 from maple.hub.access import HubAccessError  # noqa: E402
 from maple.runtime.records import INSTRUCTION_FIELDS, check_record  # noqa: E402
 
-# Tiny models on a shared 2-core machine: one thread is ~20x faster than two contending ones.
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: one thread is ~20x faster than two contending ones. Set for this
+    module's tests only and restored: at import it would hold for every test of the worker (pytest-xdist imports every
+    module when it collects), and an in-process finetune compared with a Snakemake job's would run at another count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 LANGUAGES = {
     "en": {

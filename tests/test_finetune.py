@@ -207,15 +207,24 @@ def test_a_killed_finetune_resumes_from_its_last_checkpoint(base_run, tmp_path):
     assert model.peft_config["default"].r == 4
 
     # The resumed adapter is the one an uninterrupted run of the same params gives (same data order, optimiser and
-    # scheduler state, RNG): resuming changes nothing in the result.
+    # scheduler state, RNG): resuming changes nothing in the result. The comparison runs at the job's thread count
+    # (float sums are split over threads: the killed and the resumed job had the same --cores), whatever count this
+    # test process has; and one attempt, at the configured micro-batch (a retry's halved one sums otherwise too).
+    assert [(a["attempt"], a["micro_batch_size"]) for a in metrics["attempts"]] == [(1, 16)], metrics["attempts"]
+    assert f"{metrics['torch_threads']} CPU threads" in log
     params = {k: v for k, v in metrics["params"].items() if k != "grad_accumulation"}
-    uninterrupted = finetune(
-        str(work / "results/models/tiny"),
-        str(work / "results/data/demo/train.jsonl"),
-        tmp_path / "uninterrupted",
-        FinetuneParams(**{**params, "checkpoint_steps": 0}),
-    )
-    assert uninterrupted["global_step"] == 18
+    before = torch.get_num_threads()
+    torch.set_num_threads(metrics["torch_threads"])
+    try:
+        uninterrupted = finetune(
+            str(work / "results/models/tiny"),
+            str(work / "results/data/demo/train.jsonl"),
+            tmp_path / "uninterrupted",
+            FinetuneParams(**{**params, "checkpoint_steps": 0}),
+        )
+    finally:
+        torch.set_num_threads(before)
+    assert uninterrupted["global_step"] == 18 and uninterrupted["torch_threads"] == metrics["torch_threads"]
     a, b = adapter_tensors(work / ADAPTER), adapter_tensors(tmp_path / "uninterrupted")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)

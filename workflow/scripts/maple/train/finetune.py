@@ -149,7 +149,8 @@ def finetune(
     print(
         f"[maple] finetune attempt {attempt}: micro-batch {params.micro_batch_size} x accumulation "
         f"{params.grad_accumulation} = effective batch {params.effective_batch_size}; batching {params.batching}; "
-        f"run {run_dir}; " + (f"resuming from {resume_from}" if resume_from else "no checkpoint to resume from"),
+        f"{torch.get_num_threads()} CPU threads; run {run_dir}; "
+        + (f"resuming from {resume_from}" if resume_from else "no checkpoint to resume from"),
         flush=True,
     )
 
@@ -161,6 +162,8 @@ def finetune(
         "micro_batch_size": params.micro_batch_size,
         "grad_accumulation": params.grad_accumulation,
         "resumed_from_step": checkpoint_step(resume_from) if resume_from else None,
+        # float sums split over threads: on a CPU another thread count gives another last bit
+        "torch_threads": torch.get_num_threads(),
     }
     attempts_file = run_dir / "attempts.json"  # earlier failed attempts of this run (Snakemake clears their logs)
     earlier = json.loads(attempts_file.read_text()) if attempts_file.exists() else []
@@ -190,6 +193,7 @@ def finetune(
         "micro_batch_size": params.micro_batch_size,
         "grad_accumulation": params.grad_accumulation,
         "effective_batch_size": params.effective_batch_size,
+        "torch_threads": torch.get_num_threads(),
         "wall_seconds": time.time() - started,
         "train_seconds": train_seconds,
         **trainer.meter.summary(),
