@@ -10,7 +10,10 @@ lm-eval task resolves; each task language's row of the split sizes table agrees 
 gives a size (maple.hub.split_sizes); every local path exists, and a local model directory holds a whole model
 (maple.hub.model_files); each model's estimated GPU memory at each bit-width against preflight.gpu_memory_gib where
 given (maple.hub.memory). It returns the pins (maple.hub.pins), the report lines and the problems. Offline, a study
-that reads the hub fails with one line naming what could not be checked.
+that reads the hub fails with one line naming what could not be checked; so does one whose hub fails as a whole (a
+name that does not resolve, a refused connection, TLS, or what stays transient through the retries of
+maple.hub.transport): the repository it failed on gets the line naming the endpoint, what failed and what to do, and
+the repositories after it one line saying they were not checked.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from maple.hub.access import looks_like_local_path, offline_mode
+from maple.hub.errors import hub_fault
 from maple.hub.memory import hub_parameter_count, local_parameter_count, memory_lines
 from maple.hub.model_files import model_files_problem
 from maple.hub.pins import HubRepo, data_spec_repos, is_hub_id, model_repo
@@ -190,13 +194,25 @@ def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list
     return needs, elsewhere, problems
 
 
+class EndpointFailed(Exception):
+    """The hub failed as a whole (maple.hub.errors.HubFault.endpoint_wide): no further repository is asked about."""
+
+
+def _hub_problem(error, what: str, repo: HubRepo, token: str | None, out: Outcome, api) -> None:
+    out.problems.append(access_problem(error, what, repo, token, hub_name(api)))
+    fault = hub_fault(error)
+    if fault is not None and fault.endpoint_wide:
+        raise EndpointFailed() from error
+
+
 def _resolved(api, repo: HubRepo, what: str, token: str | None, out: Outcome):
-    """The repository resolved to a commit (maple.hub.revisions) and its access checked, or None (a problem added)."""
+    """The repository resolved to a commit (maple.hub.revisions) and its access checked, or None (a problem added).
+    Raises EndpointFailed where the hub failed as a whole."""
     try:
         resolved = resolve(api, repo, token)
         warning = access_warning(api, repo, resolved.info, what, token)
     except hub_failures() as error:
-        out.problems.append(access_problem(error, what, repo, token, hub_name(api)))
+        _hub_problem(error, what, repo, token, out, api)
         return None
     if warning:
         out.report.append(warning)
@@ -233,7 +249,7 @@ def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | Non
     try:
         files = api.list_repo_files(repo.repo_id, repo_type="dataset", revision=commit, token=token or False)
     except hub_failures() as error:
-        out.problems.append(access_problem(error, users, repo, token, hub_name(api)))
+        _hub_problem(error, users, repo, token, out, api)
         return
     script = loading_script(repo.repo_id, files) if any(n.by_id for n in needs) else None
     if script:
@@ -321,12 +337,23 @@ def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> 
     elif hub_models or needs:
         api = (api_factory or hub_api)()
         token = hub_token()
-        for what, repo in hub_models:
-            count = check_model(api, repo, what, token, out)
-            if parameters.get(repo.key, (None,))[0] is None:
+        checks = [
+            (repo, lambda what=what, repo=repo: check_model(api, repo, what, token, out)) for what, repo in hub_models
+        ]
+        checks += [(repo, lambda repo=repo, n=n: check_dataset(api, repo, n, token, out)) for repo, n in needs.items()]
+        for done, (repo, check) in enumerate(checks):
+            try:
+                count = check()
+            except EndpointFailed:
+                left = sorted({r.repo_id for r, _ in checks[done + 1 :]} - {repo.repo_id})
+                if left:
+                    shown = ", ".join(left[:6]) + (", ..." if len(left) > 6 else "")
+                    out.problems.append(
+                        f"{len(left)} more hub repositories not checked or pinned, the hub having failed ({shown})"
+                    )
+                break
+            if repo.kind != "dataset" and parameters.get(repo.key, (None,))[0] is None:
                 parameters[repo.key] = count
-        for repo, repo_needs in needs.items():
-            check_dataset(api, repo, repo_needs, token, out)
     for m in plan["models"]:
         if m["made_here"]:
             out.report.append(f"mem  models.{m['alias']}: built or converted by this workflow; GPU memory not checked")
