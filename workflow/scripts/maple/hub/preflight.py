@@ -19,22 +19,23 @@ the repositories after it one line saying they were not checked.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from dataclasses import dataclass, field, replace
 
 from maple.hub.access import looks_like_local_path, offline_mode
-from maple.hub.errors import hub_fault
 from maple.hub.memory import hub_parameter_count, local_parameter_count, memory_lines
 from maple.hub.model_files import model_files_problem
 from maple.hub.pins import HubRepo, data_spec_repos, is_hub_id, model_repo
 from maple.hub.revisions import (
-    access_problem,
     access_warning,
     first_line,
     hub_failures,
     hub_name,
+    hub_problem,
     parquet_files,
     resolve,
+    until_the_hub_fails,
 )
 from maple.hub.split_sizes import check_sizes, not_checked, plan_row, source_card
 from maple.hub.task_sources import (
@@ -194,25 +195,14 @@ def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list
     return needs, elsewhere, problems
 
 
-class EndpointFailed(Exception):
-    """The hub failed as a whole (maple.hub.errors.HubFault.endpoint_wide): no further repository is asked about."""
-
-
-def _hub_problem(error, what: str, repo: HubRepo, token: str | None, out: Outcome, api) -> None:
-    out.problems.append(access_problem(error, what, repo, token, hub_name(api)))
-    fault = hub_fault(error)
-    if fault is not None and fault.endpoint_wide:
-        raise EndpointFailed() from error
-
-
 def _resolved(api, repo: HubRepo, what: str, token: str | None, out: Outcome):
     """The repository resolved to a commit (maple.hub.revisions) and its access checked, or None (a problem added).
-    Raises EndpointFailed where the hub failed as a whole."""
+    Raises EndpointFailed where the hub failed as a whole (maple.hub.revisions.until_the_hub_fails)."""
     try:
         resolved = resolve(api, repo, token)
         warning = access_warning(api, repo, resolved.info, what, token)
     except hub_failures() as error:
-        _hub_problem(error, what, repo, token, out, api)
+        hub_problem(error, what, repo, token, out.problems, hub_name(api))
         return None
     if warning:
         out.report.append(warning)
@@ -249,7 +239,7 @@ def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | Non
     try:
         files = api.list_repo_files(repo.repo_id, repo_type="dataset", revision=commit, token=token or False)
     except hub_failures() as error:
-        _hub_problem(error, users, repo, token, out, api)
+        hub_problem(error, users, repo, token, out.problems, hub_name(api))
         return
     script = loading_script(repo.repo_id, files) if any(n.by_id for n in needs) else None
     if script:
@@ -337,21 +327,9 @@ def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> 
     elif hub_models or needs:
         api = (api_factory or hub_api)()
         token = hub_token()
-        checks = [
-            (repo, lambda what=what, repo=repo: check_model(api, repo, what, token, out)) for what, repo in hub_models
-        ]
-        checks += [(repo, lambda repo=repo, n=n: check_dataset(api, repo, n, token, out)) for repo, n in needs.items()]
-        for done, (repo, check) in enumerate(checks):
-            try:
-                count = check()
-            except EndpointFailed:
-                left = sorted({r.repo_id for r, _ in checks[done + 1 :]} - {repo.repo_id})
-                if left:
-                    shown = ", ".join(left[:6]) + (", ..." if len(left) > 6 else "")
-                    out.problems.append(
-                        f"{len(left)} more hub repositories not checked or pinned, the hub having failed ({shown})"
-                    )
-                break
+        checks = [(repo, functools.partial(check_model, api, repo, what, token, out)) for what, repo in hub_models]
+        checks += [(repo, functools.partial(check_dataset, api, repo, n, token, out)) for repo, n in needs.items()]
+        for repo, count in until_the_hub_fails(checks, out.problems):
             if repo.kind != "dataset" and parameters.get(repo.key, (None,))[0] is None:
                 parameters[repo.key] = count
     for m in plan["models"]:

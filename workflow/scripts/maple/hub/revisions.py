@@ -182,6 +182,35 @@ def endpoint_line(fault) -> str:
     return f"{endpoint_phrase()}: {what_failed(fault)}: {REMEDIES[fault.kind]}"
 
 
+class EndpointFailed(Exception):
+    """The hub failed as a whole (maple.hub.errors.HubFault.endpoint_wide): no further repository is asked about."""
+
+
+def hub_problem(error, what: str, repo: HubRepo, token: str | None, problems: list[str], hub: str) -> None:
+    """The problem line for a hub error about repo; raises EndpointFailed after it where the hub failed as a whole."""
+    problems.append(access_problem(error, what, repo, token, hub))
+    fault = hub_fault(error)
+    if fault is not None and fault.endpoint_wide:
+        raise EndpointFailed() from error
+
+
+def until_the_hub_fails(checks, problems: list[str]):
+    """(repo, check()) for each (repo, check) in turn, until one raises EndpointFailed; then one problem line names
+    the repositories not asked about."""
+    for done, (repo, check) in enumerate(checks):
+        try:
+            result = check()
+        except EndpointFailed:
+            left = sorted({r.repo_id for r, _ in checks[done + 1 :]} - {repo.repo_id})
+            if left:
+                shown = ", ".join(left[:6]) + (", ..." if len(left) > 6 else "")
+                problems.append(
+                    f"{len(left)} more hub repositories not checked or pinned, the hub having failed ({shown})"
+                )
+            return
+        yield repo, result
+
+
 def hub_failures():
     """What a hub query may raise: the hub's own errors, and its HTTP client's (unreachable, timed out ...)."""
     errors = _errors()
