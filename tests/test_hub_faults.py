@@ -279,3 +279,44 @@ def test_study_preflight_with_an_unresolvable_endpoint_stops_in_seconds_without_
     assert "not checked or pinned" in console  # the study's other repositories: one line
     assert not (workdir / "results" / "preflight" / "pins.json").exists()
     assert seconds < 120, seconds
+
+
+# --- a job that reads the hub: the hub data backend (maple.data.hub_dataset), its data_files read as hf:// paths ------
+
+LOAD = """
+import json, sys
+from maple.hub.transport import install
+from maple.hub.access import HubAccessError
+from maple.data.hub_dataset import load_subset
+
+install()  # as maple.runtime.jobs.logged_to does in a job that reads the hub
+try:
+    data = load_subset("org/plain", None, "train", sys.argv[1], False, data_files="data/{split}.jsonl")
+    print(json.dumps({"rows": data.num_rows}))
+except HubAccessError as error:
+    print(json.dumps({"error": str(error)}))
+"""
+
+
+def load_plain(env: dict, commit: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", LOAD, commit], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_data_backend_waits_out_a_rate_limit(proxy, mirror, tmp_path):
+    proxy.add(Fault("org/plain", times=2, status=429, retry_after=1))
+    assert load_plain(env_for(proxy.endpoint, tmp_path / "hf"), mirror[1]["plain"]) == {"rows": 3}
+    assert [w for _, _, w in proxy.seen].count("status 429") == 2
+
+
+def test_data_backend_on_a_failing_hub_is_one_line(proxy, mirror, tmp_path):
+    proxy.add(Fault("org/plain", times=MANY, status=503))
+    answer = load_plain(env_for(proxy.endpoint, tmp_path / "hf", retry_s=2), mirror[1]["plain"])
+    line = answer["error"]
+    assert line.startswith("cannot load dataset hf://datasets/org/plain@") and "not in the local HF cache" in line
+    assert f"the hub at {proxy.endpoint} (HF_ENDPOINT): it answers HTTP 503" in line and "\n" not in line
+    assert "it answers HTTP 503 (server error)" in line and "wait and run again, or raise hub.retry_s" in line
+    assert not (tmp_path / "hf" / "hub" / "datasets--org--plain" / "snapshots").exists() or not any(
+        (tmp_path / "hf" / "hub" / "datasets--org--plain" / "snapshots").rglob("*.jsonl")
+    )

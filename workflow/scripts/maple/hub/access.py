@@ -125,7 +125,9 @@ def access_message(kind: str, source: str, exc: BaseException) -> str:
     if fault is not None and fault.endpoint_wide and not (looks_like_local_path(source) and not is_local(source)):
         cache = f"hf download{' --repo-type dataset' if 'dataset' in kind else ''} {source}"
         reason = f"it is not in the local HF cache and {endpoint_phrase()}: {what_failed(fault)}"
-        hint = f"{REMEDIES[fault.kind]}; or pre-populate the HF cache ({cache}) and set HF_HUB_OFFLINE=1"
+        hint = REMEDIES[fault.kind]
+        if "/" in source:  # a hub id (not a builder such as "json" reading hf:// files)
+            hint += f"; or pre-populate the HF cache ({cache}) and set HF_HUB_OFFLINE=1"
     if reason == "the local path does not exist":
         hint = f"check the path in the config (relative to {os.getcwd()}) or give a hub id instead"
     elif (
