@@ -155,8 +155,9 @@ class FaultProxy:
         return [(m, p) for m, p, what in self.seen if what == "passed" and match in p]
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.server.server_close()
 
 
 def _reset(connection: socket.socket) -> None:

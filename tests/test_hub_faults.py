@@ -7,6 +7,7 @@ no pin, prefetch answer or cache entry is left looking complete."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import signal
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake, small_config
+from conftest import REPO, run_snakemake, small_config, write_config
 from fault_proxy import Fault, FaultProxy, refusing_endpoint
 from hub_server import OFFLINE_VARIABLES, OlahServer, build_mirror, hub_env
-from test_hub_server import _require_olah
+from test_hub_server import _require_olah, study_config
 
 HUB_SERVER = str(Path(__file__).with_name("hub_server.py"))
 UNRESOLVABLE = "http://no-such-host.invalid"
@@ -279,6 +280,45 @@ def test_study_preflight_with_an_unresolvable_endpoint_stops_in_seconds_without_
     assert "not checked or pinned" in console  # the study's other repositories: one line
     assert not (workdir / "results" / "preflight" / "pins.json").exists()
     assert seconds < 120, seconds
+
+
+@pytest.mark.slow
+def test_study_prefetch_cut_then_run_again_and_the_offline_jobs_read_the_cache(proxy, mirror, tmp_path):
+    """`snakemake preflight prefetch` through a hub that resets every download of the weights: prefetch stops with one
+    console line (no traceback) and writes no prefetched.json. Run again with the hub healthy: it completes at the
+    pinned commits; then, the hub gone, the study's offline job count_tokens reads the tokenizer and the task's data
+    from the cache."""
+    commits = mirror[1]
+    config = study_config()
+    config["hub"].update({"retry_s": 2, "timeout_s": 5})
+    workdir = tmp_path / "work"
+    config_file = write_config(workdir, config)
+    prefetched = workdir / "results" / "preflight" / "prefetched.json"
+    proxy.add(Fault("/model.safetensors", times=MANY, reset_after=1000, methods=("GET",)))
+    with pytest.MonkeyPatch.context() as mp:
+        for name in OFFLINE_VARIABLES:
+            mp.delenv(name, raising=False)
+        mp.setenv("HF_ENDPOINT", proxy.endpoint)
+        mp.setenv("HF_HOME", str(tmp_path / "hf"))
+        cut = run_snakemake(workdir, "--cores", "1", "preflight", "prefetch", config=config_file, check=False)
+        console = cut.stdout + cut.stderr
+        assert cut.returncode != 0 and "Traceback" not in console, console[-4000:]
+        [line] = [line for line in console.splitlines() if line.startswith("[maple] prefetch model 'org/tiny-hub'")]
+        assert f"({commits['tiny-hub'][:12]}): the hub at {proxy.endpoint} (HF_ENDPOINT)" in line
+        assert "the connection was cut during the transfer" in line and "(log: logs/prefetch/prefetch.log)" in line
+        assert "Traceback" in (workdir / "logs" / "prefetch" / "prefetch.log").read_text()  # the log holds it
+        assert not prefetched.exists()
+
+        proxy.clear()
+        run_snakemake(workdir, "--cores", "1", "preflight", "prefetch", config=config_file)
+        snapshots = json.loads(prefetched.read_text())["snapshots"]
+        assert snapshots["model:org/tiny-hub@main"]["commit"] == commits["tiny-hub"]
+        proxy.stop()
+        run_snakemake(workdir, "--cores", "1", "count_tokens", config=config_file)
+    with open(workdir / "results" / "plan" / "tokens.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    counted = {(r["model"], r["task"], r["lang"]) for r in rows if r["sampled"] not in ("", "0", "False")}
+    assert ("hub", "xsc", "sw") in counted, rows
 
 
 # --- a job that reads the hub: the hub data backend (maple.data.hub_dataset), its data_files read as hf:// paths ------

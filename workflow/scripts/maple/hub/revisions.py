@@ -195,12 +195,18 @@ def hub_problem(error, what: str, repo: HubRepo, token: str | None, problems: li
 
 
 def until_the_hub_fails(checks, problems: list[str]):
-    """(repo, check()) for each (repo, check) in turn, until one raises EndpointFailed; then one problem line names
-    the repositories not asked about."""
+    """(repo, check()) for each (repo, check) in turn, until one raises EndpointFailed (or a fault of the whole
+    endpoint that no check turned into a line: then that line); then one problem line names the repositories not
+    asked about."""
     for done, (repo, check) in enumerate(checks):
         try:
             result = check()
-        except EndpointFailed:
+        except Exception as error:
+            fault = hub_fault(error)
+            if not isinstance(error, EndpointFailed) and (fault is None or not fault.endpoint_wide):
+                raise
+            if not isinstance(error, EndpointFailed):  # from a look-up that reports none of its own
+                problems.append(f"{repo.kind} {repo.repo_id!r} at {repo.revision!r}: {endpoint_line(fault)}")
             left = sorted({r.repo_id for r, _ in checks[done + 1 :]} - {repo.repo_id})
             if left:
                 shown = ", ".join(left[:6]) + (", ..." if len(left) > 6 else "")
