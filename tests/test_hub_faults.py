@@ -116,6 +116,18 @@ def test_rate_limited_then_answers(proxy, mirror, tmp_path):
     assert seconds >= 2  # Retry-After honoured
 
 
+def test_retry_after_beyond_the_retry_time_is_not_waited_for(proxy, tmp_path):
+    """A 429 whose Retry-After lies past hub.retry_s: given up at once, the line naming the wait the hub asked for."""
+    proxy.add(Fault("/api/", times=MANY, status=429, retry_after=3600))
+    env = env_for(proxy.endpoint, tmp_path, retry_s=5)
+    code, outcome, seconds, stderr = run_hub("preflight", model_config(tmp_path), env)
+    assert code == 0, stderr[-3000:]
+    [line] = outcome["problems"]
+    assert "it answers HTTP 429 (rate limited) (Retry-After 3600 s; 1 try over 0 s, hub.retry_s 5 s)" in line, line
+    assert "wait and run again (set HF_TOKEN: a token gets higher limits), or raise hub.retry_s" in line
+    assert seconds < 30
+
+
 def test_server_errors_past_the_retry_time_are_one_line(proxy, tmp_path):
     """503 for good: retried with backoff for hub.retry_s, then one line saying so; nothing pinned."""
     proxy.add(Fault("/api/", times=MANY, status=503))

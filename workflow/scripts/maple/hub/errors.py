@@ -49,7 +49,7 @@ class HubFault:
 
     kind: str
     status: int | None = None
-    tries: int = 1
+    tries: int = 0  # 0: not retried (no record of the transport's)
     waited_s: float = 0.0
     retry_after: float | None = None
     detail: str = ""
@@ -183,8 +183,9 @@ def what_failed(fault: HubFault) -> str:
         notes.append(f"hub.timeout_s {_seconds_text(_setting('MAPLE_HUB_TIMEOUT_S'))}")
     if fault.retry_after is not None:
         notes.append(f"Retry-After {fault.retry_after:.0f} s")
-    if fault.tries > 1 or fault.waited_s:
-        notes.append(f"{fault.tries} tries over {fault.waited_s:.0f} s, hub.retry_s {_seconds_text(_setting())}")
+    if fault.tries:
+        tries = f"{fault.tries} tries" if fault.tries > 1 else "1 try"
+        notes.append(f"{tries} over {fault.waited_s:.0f} s, hub.retry_s {_seconds_text(_setting())}")
     return said + (f" ({'; '.join(notes)})" if notes else "")
 
 

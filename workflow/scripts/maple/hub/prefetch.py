@@ -6,7 +6,7 @@ loaders.
 
 A cut or failing download: huggingface_hub writes each file under a temporary name and renames it into the cache
 only once complete, and links it into the snapshot after that, so a cut (or a killed prefetch) leaves no file that
-looks complete, and prefetch.json, written last by the rule, is absent. The transport retries what is transient;
+looks complete, and prefetched.json, written last by the rule, is absent. The transport retries what is transient;
 a download whose body is cut is tried again whole (maple.hub.api.retried), keeping the files already complete; what
 still fails stops the prefetch with one line (HubAccessError) naming the endpoint, the repository, its commit, what
 failed and what to do. The next prefetch fetches what is missing at the same pinned commits."""
