@@ -6,8 +6,8 @@ HF cache the jobs read) is the real code. Jobs never call it: they read the HF c
 datasets / huggingface_hub themselves.
 
 Faults: `hub_api()` first routes huggingface_hub's HTTP client through the retrying transport (maple.hub.transport:
-timeouts, transient answers retried within hub.retry_s); `retried` retries a whole call once more where a transfer
-was cut after the transport handed the answer on (a download's body); maple.hub.errors names what failed."""
+timeouts, transient answers retried within hub.retry_s); `retried` tries a whole call again where a transfer was
+cut after the transport handed the answer on (a download's body); maple.hub.errors names what failed."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import importlib.util
 import os
 import time
 
-from maple.hub.transport import RETRY_VARIABLE, TIMEOUT_VARIABLE, RetryPolicy, install
+from maple.hub.transport import RETRY_VARIABLE, TIMEOUT_VARIABLE, RetryPolicy, RetryRecord, install
 
 API_VARIABLE = "MAPLE_HUB_API"
 TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -74,28 +74,23 @@ def retried(call, policy: RetryPolicy | None = None, log=print, sleep=time.sleep
             return call()
         except Exception as error:
             fault = hub_fault(error)
-            if fault is None or not fault.transient or getattr(_given_up(error), "maple_retry", None) is not None:
+            if fault is None or not fault.transient or _given_up(error):
                 raise
             began = began if began is not None else time.monotonic()
             if time.monotonic() + wait - began > policy.retry_s:
-                error.maple_retry = _record(tries, time.monotonic() - began)
+                error.maple_retry = RetryRecord(tries, time.monotonic() - began)
                 raise
             log(f"[maple] {fault.kind} ({fault.detail}); trying again in {wait:g} s")
             sleep(wait)
             wait = min(policy.max_wait_s, wait * 2)
 
 
-def _given_up(error: BaseException):
-    """The error in the chain the transport marked as given up on, if any."""
-    seen = 0
-    while error is not None and seen < 10:
+def _given_up(error: BaseException) -> bool:
+    """Whether the transport retried an error of the chain to the end already (it marks it with maple_retry)."""
+    for _ in range(10):
+        if error is None:
+            return False
         if getattr(error, "maple_retry", None) is not None:
-            return error
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return None
-
-
-def _record(tries: int, waited: float):
-    from maple.hub.transport import RetryRecord
-
-    return RetryRecord(tries, waited)
+            return True
+        error = error.__cause__ or error.__context__
+    return False
