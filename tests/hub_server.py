@@ -331,6 +331,12 @@ def _prefetch(pins_file: str) -> dict:
 
 
 if __name__ == "__main__":
+    from maple.hub.cache import HubAccessError
+
     command, argument = sys.argv[1], sys.argv[2]
-    answer = {"preflight": _preflight, "prefetch": _prefetch}[command](argument)
+    try:
+        answer = {"preflight": _preflight, "prefetch": _prefetch}[command](argument)
+    except HubAccessError as error:  # the one line a rule's console shows (maple.runtime.jobs.logged_to)
+        print(json.dumps({"error": str(error)}))
+        sys.exit(1)
     print(json.dumps(answer))

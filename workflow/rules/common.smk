@@ -20,6 +20,7 @@ from maple.hub.pins import (
     task_dataset_revisions,
 )  # noqa: E402
 from maple.hub.preflight import preflight_plan, reads_hub  # noqa: E402
+from maple.hub.api import hub_settings_env  # noqa: E402
 from maple.config.stage_versions import STAGE_VERSIONS  # noqa: E402
 from maple.config.study import BASE_VARIANT, Finetune  # noqa: E402
 from maple.hub.task_sources import task_mirrors  # noqa: E402
@@ -132,6 +133,9 @@ PREFETCH_FILE = f"{R}/preflight/prefetched.json"
 PREFLIGHT_PLAN = preflight_plan(STUDY, config["preflight"]["gpu_memory_gib"])
 PREFETCH = bool(config["hub"]["prefetch"]) and reads_hub(PREFLIGHT_PLAN)
 HUB_OFFLINE = int(PREFETCH)
+# hub.retry_s and hub.timeout_s (maple.hub.transport) reach every process of the run, local rules and cluster jobs
+# alike, as variables: changing them reruns nothing
+os.environ.update(hub_settings_env(config["hub"]))
 
 BUILT_MODELS = [alias for alias, m in STUDY.models.items() if m.build]
 GGUF_MODELS = [alias for alias, m in STUDY.models.items() if m.gguf]

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 from maple.hub.cache import PREFETCHED_VARIABLE, HubAccessError, prefetch_hint, snapshot_dir
-from maple.hub.errors import HUB_ERRORS, error_types, hub_error_kind
+from maple.hub.errors import HUB_ERRORS, REMEDIES, endpoint_phrase, error_types, hub_error_kind, hub_fault, what_failed
 
 LOCAL_DATA_SUFFIXES = {
     ".json": "json",
@@ -82,6 +82,8 @@ def _hub_error_types() -> tuple[type, ...]:
         *error_types(
             "datasets.exceptions", "DatasetNotFoundError", "DataFilesNotFoundError", "FileNotFoundDatasetsError"
         ),
+        *error_types("httpx", "TransportError"),  # the HTTP client of huggingface_hub, raised as it is by some calls
+        *error_types("httpx2", "TransportError"),
     )
 
 
@@ -119,6 +121,13 @@ def access_message(kind: str, source: str, exc: BaseException) -> str:
             "and set HF_DATASETS_OFFLINE=1 and HF_HUB_OFFLINE=1"
         )
     reason = _reason(exc, source)
+    fault = hub_fault(exc, offline=offline_mode())
+    if fault is not None and fault.endpoint_wide and not (looks_like_local_path(source) and not is_local(source)):
+        cache = f"hf download{' --repo-type dataset' if 'dataset' in kind else ''} {source}"
+        reason = f"it is not in the local HF cache and {endpoint_phrase()}: {what_failed(fault)}"
+        hint = REMEDIES[fault.kind]
+        if "/" in source:  # a hub id (not a builder such as "json" reading hf:// files)
+            hint += f"; or pre-populate the HF cache ({cache}) and set HF_HUB_OFFLINE=1"
     if reason == "the local path does not exist":
         hint = f"check the path in the config (relative to {os.getcwd()}) or give a hub id instead"
     elif (

@@ -84,7 +84,11 @@ def hub_parameter_count(api, repo_id: str, commit: str, info, token: str | None)
     when none of them answers."""
     from huggingface_hub import errors
 
+    from maple.hub.errors import error_types
+
+    transport = error_types("httpx", "TransportError") + error_types("httpx2", "TransportError")  # a cut, a timeout
     failures = (AttributeError, errors.HfHubHTTPError, errors.EntryNotFoundError, OSError, ValueError, KeyError)
+    failures += transport
     not_safetensors = (errors.NotASafetensorsRepoError, errors.SafetensorsParsingError)
     tried = []
     safetensors = getattr(info, "safetensors", None)

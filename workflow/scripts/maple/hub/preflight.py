@@ -10,12 +10,16 @@ lm-eval task resolves; each task language's row of the split sizes table agrees 
 gives a size (maple.hub.split_sizes); every local path exists, and a local model directory holds a whole model
 (maple.hub.model_files); each model's estimated GPU memory at each bit-width against preflight.gpu_memory_gib where
 given (maple.hub.memory). It returns the pins (maple.hub.pins), the report lines and the problems. Offline, a study
-that reads the hub fails with one line naming what could not be checked.
+that reads the hub fails with one line naming what could not be checked; so does one whose hub fails as a whole (a
+name that does not resolve, a refused connection, TLS, or what stays transient through the retries of
+maple.hub.transport): the repository it failed on gets the line naming the endpoint, what failed and what to do, and
+the repositories after it one line saying they were not checked.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from dataclasses import dataclass, field, replace
 
@@ -24,13 +28,14 @@ from maple.hub.memory import hub_parameter_count, local_parameter_count, memory_
 from maple.hub.model_files import model_files_problem
 from maple.hub.pins import HubRepo, data_spec_repos, is_hub_id, model_repo
 from maple.hub.revisions import (
-    access_problem,
     access_warning,
     first_line,
     hub_failures,
     hub_name,
+    hub_problem,
     parquet_files,
     resolve,
+    until_the_hub_fails,
 )
 from maple.hub.split_sizes import check_sizes, not_checked, plan_row, source_card
 from maple.hub.task_sources import (
@@ -191,12 +196,13 @@ def task_needs(plan: dict, shipped_dir, lm_eval_dir) -> tuple[dict[HubRepo, list
 
 
 def _resolved(api, repo: HubRepo, what: str, token: str | None, out: Outcome):
-    """The repository resolved to a commit (maple.hub.revisions) and its access checked, or None (a problem added)."""
+    """The repository resolved to a commit (maple.hub.revisions) and its access checked, or None (a problem added).
+    Raises EndpointFailed where the hub failed as a whole (maple.hub.revisions.until_the_hub_fails)."""
     try:
         resolved = resolve(api, repo, token)
         warning = access_warning(api, repo, resolved.info, what, token)
     except hub_failures() as error:
-        out.problems.append(access_problem(error, what, repo, token, hub_name(api)))
+        hub_problem(error, what, repo, token, out.problems, hub_name(api))
         return None
     if warning:
         out.report.append(warning)
@@ -233,7 +239,7 @@ def check_dataset(api, repo: HubRepo, needs: list[DatasetNeed], token: str | Non
     try:
         files = api.list_repo_files(repo.repo_id, repo_type="dataset", revision=commit, token=token or False)
     except hub_failures() as error:
-        out.problems.append(access_problem(error, users, repo, token, hub_name(api)))
+        hub_problem(error, users, repo, token, out.problems, hub_name(api))
         return
     script = loading_script(repo.repo_id, files) if any(n.by_id for n in needs) else None
     if script:
@@ -321,12 +327,11 @@ def run_preflight(plan: dict, *, shipped_dir, lm_eval_dir, api_factory=None) -> 
     elif hub_models or needs:
         api = (api_factory or hub_api)()
         token = hub_token()
-        for what, repo in hub_models:
-            count = check_model(api, repo, what, token, out)
-            if parameters.get(repo.key, (None,))[0] is None:
+        checks = [(repo, functools.partial(check_model, api, repo, what, token, out)) for what, repo in hub_models]
+        checks += [(repo, functools.partial(check_dataset, api, repo, n, token, out)) for repo, n in needs.items()]
+        for repo, count in until_the_hub_fails(checks, out.problems):
+            if repo.kind != "dataset" and parameters.get(repo.key, (None,))[0] is None:
                 parameters[repo.key] = count
-        for repo, repo_needs in needs.items():
-            check_dataset(api, repo, repo_needs, token, out)
     for m in plan["models"]:
         if m["made_here"]:
             out.report.append(f"mem  models.{m['alias']}: built or converted by this workflow; GPU memory not checked")

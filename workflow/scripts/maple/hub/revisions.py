@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from maple.hub.access import is_commit
+from maple.hub.errors import REMEDIES, error_types, hub_fault, what_failed
 from maple.hub.pins import HubRepo
 from maple.hub.task_sources import PARQUET_REVISION
 
@@ -89,7 +90,10 @@ def list_refs(api, repo: HubRepo, token: str | None):
         )
     except errors.RepositoryNotFoundError:
         raise
-    except (AttributeError, errors.HfHubHTTPError, OSError, ValueError):
+    except (AttributeError, errors.HfHubHTTPError, OSError, ValueError) as error:
+        fault = hub_fault(error)
+        if fault is not None and fault.endpoint_wide and fault.kind != "server":
+            raise  # the endpoint failed (a 5xx may be a route this server lacks: the info call decides)
         return None  # no refs from this server: the info call at the revision decides
 
 
@@ -121,6 +125,9 @@ def access_warning(api, repo: HubRepo, info, what: str, token: str | None) -> st
     except errors.GatedRepoError:
         raise
     except (AttributeError, errors.HfHubHTTPError, OSError, ValueError) as error:
+        fault = hub_fault(error)
+        if fault is not None and fault.endpoint_wide and fault.kind != "server":
+            raise
         status = getattr(getattr(error, "response", None), "status_code", None)
         said = f"gated ({gated})" if gated else "its info does not say whether it is gated"
         return (
@@ -158,12 +165,63 @@ def access_problem(error, what: str, repo: HubRepo, token: str | None, hub: str 
     if isinstance(error, errors.RepositoryNotFoundError):
         hint = "no hub token is set (HF_TOKEN)" if not token else "the account of HF_TOKEN cannot see it"
         return f"{what}: {name} does not exist on {hub} (or it is private and {hint})"
+    fault = hub_fault(error)
+    if fault is not None and fault.endpoint_wide:
+        return f"{what}: {name} at {repo.revision!r}: {endpoint_line(fault)}"
+    if fault is not None and fault.kind == "gated":  # a 401/403 without the hub's gated-repository answer
+        said = "refuses the token (HTTP 401)" if fault.status == 401 else f"refuses access (HTTP {fault.status})"
+        hint = "export HF_TOKEN of an account that may read it" if not token else "check HF_TOKEN and the licence"
+        return f"{what}: {name} at {repo.revision!r}: {hub} {said}: {hint}"
     return f"{what}: could not query {hub} about {name} at {repo.revision!r}: {first_line(error)}"
 
 
+def endpoint_line(fault) -> str:
+    """An endpoint-wide fault (maple.hub.errors): the endpoint, what failed, what to do."""
+    from maple.hub.errors import endpoint_phrase
+
+    return f"{endpoint_phrase()}: {what_failed(fault)}: {REMEDIES[fault.kind]}"
+
+
+class EndpointFailed(Exception):
+    """The hub failed as a whole (maple.hub.errors.HubFault.endpoint_wide): no further repository is asked about."""
+
+
+def hub_problem(error, what: str, repo: HubRepo, token: str | None, problems: list[str], hub: str) -> None:
+    """The problem line for a hub error about repo; raises EndpointFailed after it where the hub failed as a whole."""
+    problems.append(access_problem(error, what, repo, token, hub))
+    fault = hub_fault(error)
+    if fault is not None and fault.endpoint_wide:
+        raise EndpointFailed() from error
+
+
+def until_the_hub_fails(checks, problems: list[str]):
+    """(repo, check()) for each (repo, check) in turn, until one raises EndpointFailed (or a fault of the whole
+    endpoint that no check turned into a line: then that line); then one problem line names the repositories not
+    asked about."""
+    for done, (repo, check) in enumerate(checks):
+        try:
+            result = check()
+        except Exception as error:
+            fault = hub_fault(error)
+            if not isinstance(error, EndpointFailed) and (fault is None or not fault.endpoint_wide):
+                raise
+            if not isinstance(error, EndpointFailed):  # from a look-up that reports none of its own
+                problems.append(f"{repo.kind} {repo.repo_id!r} at {repo.revision!r}: {endpoint_line(fault)}")
+            left = sorted({r.repo_id for r, _ in checks[done + 1 :]} - {repo.repo_id})
+            if left:
+                shown = ", ".join(left[:6]) + (", ..." if len(left) > 6 else "")
+                problems.append(
+                    f"{len(left)} more hub repositories not checked or pinned, the hub having failed ({shown})"
+                )
+            return
+        yield repo, result
+
+
 def hub_failures():
+    """What a hub query may raise: the hub's own errors, and its HTTP client's (unreachable, timed out ...)."""
     errors = _errors()
-    return (errors.HfHubHTTPError, errors.EntryNotFoundError, NoSuchRevision, OSError, ValueError)
+    transport = error_types("httpx", "TransportError") + error_types("httpx2", "TransportError")
+    return (errors.HfHubHTTPError, errors.EntryNotFoundError, NoSuchRevision, OSError, ValueError, *transport)
 
 
 def parquet_files(api, repo: HubRepo, refs, token: str | None) -> list[str]:

@@ -9,7 +9,7 @@ import socket
 import sys
 import traceback
 
-from maple.hub.cache import PREFETCHED_VARIABLE
+from maple.hub.cache import PREFETCHED_VARIABLE, HubAccessError
 from maple.runtime.devices import claimed_devices
 
 # What a job's log states about where it ran: enough to tell which SLURM job and GPU it had. Names only these
@@ -31,9 +31,27 @@ def logged_to(path: str | None, gpus: int | None = None, hub_offline: bool = Fal
     gpus: a GPU job's resources.gpu. The job then holds that many claimed devices (maple.runtime.devices) until it ends,
     with CUDA_VISIBLE_DEVICES set to them before anything imports torch; the log's first line names them.
     hub_offline: the job's resources.hub_offline (hub.prefetch on): the hub is switched off for it before anything
-    imports huggingface_hub, which reads these variables once at import, and the log says so."""
+    imports huggingface_hub, which reads these variables once at import, and the log says so; otherwise whatever the
+    job reads from the hub goes through the retrying transport (maple.hub.transport).
+
+    A HubAccessError (a source that cannot be had, a hub fault: one line that says what to do) ends the job with that
+    line on the console and its traceback in the log only."""
     if hub_offline:
         os.environ.update(HUB_OFFLINE_VARIABLES)
+    try:
+        with _logged(path, gpus, hub_offline):
+            yield
+    except HubAccessError as error:
+        print(f"[maple] {error}" + (f" (log: {path})" if path else ""), file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
+@contextlib.contextmanager
+def _logged(path: str | None, gpus: int | None, hub_offline: bool):
+    if not hub_offline:
+        from maple.hub.transport import install
+
+        install()
     with _redirected(path):
         if gpus is None:
             if path:
