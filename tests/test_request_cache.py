@@ -135,3 +135,91 @@ def test_the_test_knobs_are_checked(monkeypatch):
     monkeypatch.setenv(CHUNK_VARIABLE, "0")
     with pytest.raises(ValueError, match=CHUNK_VARIABLE):
         chunk_requests()
+
+
+# --- the evaluate rule killed half-way and rerun -------------------------------------------------------------------
+
+JOB_FILES = [
+    f"results/{kind}/tiny/base/demo_mc/{lang}.{ext}"
+    for lang in ("en", "de", "sw")
+    for kind, ext in (("scores", "json"), ("samples", "jsonl"))
+]
+JOB_LOG = "logs/evaluate/tiny/base/demo_mc.log"
+RUN_ARGS = ("--cores", "2", "--resources", "gpu=1", *JOB_FILES)
+
+
+def resume_run(small_run, dest: Path) -> tuple[Path, Path]:
+    """A copy of the small run with log_samples on, so that the base model's demo_mc job is to run again (its samples
+    files are new outputs) and its samples can be compared byte for byte."""
+    src, config_path = small_run
+    work = copy_run(src, dest)
+    config = yaml.safe_load(Path(config_path).read_text())
+    config["evaluation"]["log_samples"] = True
+    path = work / "config-samples.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return work, path
+
+
+def job_env(**variables) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in (CHUNK_VARIABLE, DELAY_VARIABLE)}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return {**env, CHUNK_VARIABLE: "8", **variables}  # chunks of 8 requests: 8 per language of 16 examples
+
+
+def saved_chunks(work: Path) -> list[Path]:
+    return [p for p in work.glob("results/scores/tiny/base/demo_mc/*.work/*.json") if p.name != FINGERPRINT_FILE]
+
+
+def last_attempt(log: str) -> str:
+    """The log of the job's last run (the log file is appended to by each)."""
+    return log[log.rindex("[maple] host=") :]
+
+
+@pytest.mark.slow
+def test_an_evaluation_killed_half_way_computes_only_the_rest_and_scores_as_an_uninterrupted_run(small_run, tmp_path):
+    whole, whole_config = resume_run(small_run, tmp_path / "uninterrupted")
+    subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(whole), "--configfile", str(whole_config), *RUN_ARGS],
+        env=job_env(),
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    uninterrupted = counts(last_attempt((whole / JOB_LOG).read_text()))
+    total = sum(n for *_, n, _, _ in uninterrupted)
+    assert total >= 48 and all(cached == 0 for *_, cached, _ in uninterrupted), uninterrupted
+
+    work, config = resume_run(small_run, tmp_path / "killed")
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(work), "--configfile", str(config), *RUN_ARGS]
+    # each computed request a tenth of a second slower, so that the kill lands half-way through the job's requests
+    with open(tmp_path / "killed.out", "w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=job_env(**{DELAY_VARIABLE: "0.1"}), start_new_session=True
+        )
+    deadline = time.time() + 600
+    while sum(len(json.loads(p.read_text())["responses"]) for p in saved_chunks(work)) < total // 2:
+        assert proc.poll() is None, (tmp_path / "killed.out").read_text()[-3000:]
+        assert time.time() < deadline, "the job saved no half of its requests within 600 s"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its job, as a crash or the OOM killer would
+    proc.wait()
+    time.sleep(1)
+    saved = sum(len(json.loads(p.read_text())["responses"]) for p in saved_chunks(work))
+    assert total // 2 <= saved < total
+    assert not any((work / f).exists() for f in JOB_FILES if f.endswith(".jsonl")), "the job ended before the kill"
+
+    run_snakemake(work, "--unlock", "--cores", "1", config=config)
+    rerun = subprocess.run(cmd + ["--rerun-incomplete"], env=job_env(), capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    resumed = counts(last_attempt((work / JOB_LOG).read_text()))
+    # the log says, per language, how many requests came from the cache and how many were computed: only the rest
+    assert [(u, t, n) for u, t, n, _, _ in resumed] == [(u, t, n) for u, t, n, _, _ in uninterrupted]
+    assert sum(cached for *_, cached, _ in resumed) == saved
+    assert sum(computed for *_, computed in resumed) == total - saved
+    assert not list(work.glob("results/scores/**/*.work")), "work directories are removed once the scores are in place"
+
+    for name in JOB_FILES:
+        if name.endswith(".jsonl"):
+            assert (work / name).read_bytes() == (whole / name).read_bytes(), name
+        else:  # the same file but for the job's own times and date
+            assert without_times(str(work / name)) == without_times(str(whole / name)), name
