@@ -23,9 +23,9 @@ for _task in STUDY.tasks.values():
                 f"logs/evaluate/{{model}}/{{variant}}/{_shard.name}.log",
             benchmark:
                 EVALUATE_BENCHMARK.replace("{job}", _shard.name)
+            retries: STUDY.evaluation_params["retries"]
             conda:
                 evaluate_conda_env(_task.alias)
-            retries: STUDY.evaluation_params["retries"]
             threads: GPU_JOB_THREADS
             resources:
                 **get_evaluate_resources(_shard),
@@ -61,9 +61,9 @@ for _task in STUDY.tasks.values():
                     f"logs/evaluate/{{model}}/{_group.name}/{_shard.name}.log",
                 benchmark:
                     EVALUATE_BENCHMARK.replace("{variant}", _group.name).replace("{job}", _shard.name)
+                retries: STUDY.evaluation_params["retries"]
                 conda:
                     evaluate_conda_env(_task.alias)
-                retries: STUDY.evaluation_params["retries"]
                 threads: GPU_JOB_THREADS
                 resources:
                     **get_evaluate_resources(_shard, _group),
