@@ -145,7 +145,7 @@ JOB_FILES = [
     for kind, ext in (("scores", "json"), ("samples", "jsonl"))
 ]
 JOB_LOG = "logs/evaluate/tiny/base/demo_mc.log"
-RUN_ARGS = ("--cores", "2", "--resources", "gpu=1", *JOB_FILES)
+RUN_ARGS = ("--cores", "2", *JOB_FILES, "--resources", "gpu=1")  # --resources and --configfile take lists
 
 
 def resume_run(small_run, dest: Path) -> tuple[Path, Path]:

@@ -82,7 +82,7 @@ def test_an_evaluation_killed_at_its_time_limit_is_retried_with_more_time_and_re
     # the same job run through locally, without a time limit: the scores to match
     whole, whole_config = resume_run(small_run, tmp_path / "uninterrupted")
     run = subprocess.run(
-        [*snakemake_command(whole, whole_config), "--cores", "2", "--resources", "gpu=1", *JOB_FILES],
+        [*snakemake_command(whole, whole_config), "--cores", "2", *JOB_FILES, "--resources", "gpu=1"],
         env=job_env(),
         capture_output=True,
         text=True,
@@ -98,7 +98,7 @@ def test_an_evaluation_killed_at_its_time_limit_is_retried_with_more_time_and_re
     # SLURM's shortest limit is a minute: the test knob slows each computed request so that the job needs about 100 s
     # of requests besides its start (imports, model load), more than a minute and less than two
     env = slurm_env({**slurm.env, **job_env(**{DELAY_VARIABLE: f"{100 / total:.3f}"})})
-    cmd = profile_command(work, REPO / "Snakefile", mem_mb=4000) + ["--configfile", str(config_path), *JOB_FILES]
+    cmd = profile_command(work, REPO / "Snakefile", mem_mb=4000) + [*JOB_FILES, "--configfile", str(config_path)]
     started = time.time()
     result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
     log = result.stdout + result.stderr
