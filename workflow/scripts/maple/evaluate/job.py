@@ -259,13 +259,10 @@ def evaluate_variant(
 
 def score_units(lm, tokenizer, task: Task, units: list[Unit], prompt_format: str, seed: int, keep_work=False, **job):
     """One simple_evaluate call per unit on the loaded model, each unit's score (and samples) file written with the
-    job's provenance (job: job_provenance's fields but lm, task, units, seed and eval_seconds); {unit label: value}.
-    Resumes from the units' work directories (maple.evaluate.request_cache), then removes them unless keep_work."""
-    started = time.time()
-    fingerprint = job_fingerprint(task=task, prompt_format=prompt_format, seed=seed, **job)
-    results = {}
-    for unit in units:
-        with cached_requests(lm, unit.score_file, fingerprint, unit.label):
+    job's provenance (job: job_provenance's fields but lm, task, units, seed and eval_seconds); {unit label: value}."""
+    started, results = time.time(), {}
+    for unit in units:  # resumed from its work directory (maple.evaluate.request_cache), removed unless keep_work
+        with cached_requests(lm, unit, job_fingerprint(task=task, prompt_format=prompt_format, seed=seed, **job)):
             results[unit] = run_lm_eval(lm, tokenizer, task, [unit.lang], prompt_format, seed, unit.examples)
     provenance = job_provenance(lm=lm, task=task, units=units, seed=seed, eval_seconds=time.time() - started, **job)
     summary = write_scores(results, task, provenance)

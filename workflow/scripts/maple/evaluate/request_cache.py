@@ -123,11 +123,11 @@ def _prepared(work_dir: Path, fingerprint: dict, label: str) -> None:
 
 
 @contextlib.contextmanager
-def cached_requests(lm, score_file: str | os.PathLike, fingerprint: dict, label: str):
-    """Within the block, lm's request methods answer in chunks saved in the work directory of one unit (label, its
-    score file; fingerprint: job_fingerprint's); each call logs how many of its requests came from saved chunks and
-    how many were computed."""
-    work_dir = work_dir_of(score_file)
+def cached_requests(lm, unit, fingerprint: dict):
+    """Within the block, lm's request methods answer in chunks saved in the work directory of one unit of a job
+    (maple.evaluate.job.Unit; fingerprint: job_fingerprint's); each call logs how many of its requests came from
+    saved chunks and how many were computed."""
+    work_dir, label = work_dir_of(unit.score_file), unit.label
     _prepared(work_dir, {**fingerprint, "unit": label}, label)
     size, delay = chunk_requests(), _env_number(DELAY_VARIABLE, float, 0.0)
     saved_attributes = {}
