@@ -140,8 +140,10 @@ def test_the_dag_has_one_job_per_model_bits_and_shard_writing_the_per_variant_fi
                 outputs.update(files)
                 row = estimate[("tiny", group.name, shard.name)]
                 assert row["gpu_seconds"] <= 24
-                runtime = rule.resources["runtime"].evaluate(SimpleNamespace(model="tiny")).value
-                assert runtime == row["runtime_min"]
+                runtime = rule.resources["runtime"]
+                assert runtime.evaluate(SimpleNamespace(model="tiny"), attempt=1).value == row["runtime_min"]
+                # a retry (evaluation.retries) asks for the first attempt's runtime times the attempt
+                assert runtime.evaluate(SimpleNamespace(model="tiny"), attempt=3).value == 3 * row["runtime_min"]
                 assert rule.params.variants == list(group.variants) and rule.params.bits == group.bits
         assert len(outputs) == len(variants) * 4  # each variant's ranges, once
         # no load time and the same speed at both bit-widths: a job costs its variants' examples

@@ -11,6 +11,7 @@ from snakemake.logging import logger
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from maple.train.params import micro_batch_for_attempt, rule_params  # noqa: E402
 from maple.runtime.devices import DeviceError, check_gpu_request, device_pool, threads_per_gpu_job  # noqa: E402
+from maple.runtime.jobs import runtime_for_attempt  # noqa: E402
 from maple.report.figures import figures_for_study  # noqa: E402
 from maple.hub.pins import (
     model_repo,
@@ -339,13 +340,13 @@ def get_synth_part_languages(wildcards):
 LIGHT_DATA_RUNTIME_MINUTES = 60  # a data job that runs no model: template data, a hub dataset, parts held out
 
 
-def get_synth_runtime(wildcards):
+def get_synth_runtime(wildcards, attempt):
     """The SLURM runtime of a data job a model runs: its estimate's (estimate x evaluation.runtime_margin); any other
-    data job: LIGHT_DATA_RUNTIME_MINUTES."""
+    data job: LIGHT_DATA_RUNTIME_MINUTES; times the attempt (data_retries)."""
     part = getattr(wildcards, "part", None)
     if not (part or get_synth_gpus(wildcards)):
-        return LIGHT_DATA_RUNTIME_MINUTES
-    return SYNTH_RUNTIME[f"{wildcards.data}_p{part}" if part else wildcards.data]
+        return runtime_for_attempt(LIGHT_DATA_RUNTIME_MINUTES, attempt)
+    return runtime_for_attempt(SYNTH_RUNTIME[f"{wildcards.data}_p{part}" if part else wildcards.data], attempt)
 
 
 def get_synth_threads(wildcards):
@@ -451,20 +452,26 @@ def get_evaluate_ranges(shard):
 
 def get_finetune_resources():
     """The stage's resources, with each job's SLURM runtime from its estimate (unless finetune.resources gives one
-    for every job)."""
-    runtime = {
-        "runtime": lambda wc: FINETUNE_RUNTIME[
-            (wc.model, Finetune(wc.model, wc.data, int(wc.rank), int(wc.bits)).variant)
-        ]
-    }
-    return {**runtime, **job_resources(STUDY.finetune_params)}
+    for every job), times the attempt (finetune.oom_retries)."""
+    configured = STUDY.finetune_params["resources"].get("runtime")
+
+    def runtime(wc, attempt):
+        variant = Finetune(wc.model, wc.data, int(wc.rank), int(wc.bits)).variant
+        return runtime_for_attempt(configured or FINETUNE_RUNTIME[(wc.model, variant)], attempt)
+
+    return {**job_resources(STUDY.finetune_params), "runtime": runtime}
 
 
 def get_evaluate_resources(shard, group=None):
     """The stage's resources, with each job's SLURM runtime from its estimate (unless evaluation.resources gives
-    one for every job); a group's job (engine vllm): the group's estimate."""
-    runtime = {"runtime": lambda wc: EVALUATE_RUNTIME[(wc.model, group.name if group else wc.variant, shard.name)]}
-    return {**runtime, **job_resources(STUDY.evaluation_params)}
+    one for every job; a group's job, engine vllm: the group's estimate), times the attempt (evaluation.retries)."""
+    configured = STUDY.evaluation_params["resources"].get("runtime")
+
+    def runtime(wc, attempt):
+        first = configured or EVALUATE_RUNTIME[(wc.model, group.name if group else wc.variant, shard.name)]
+        return runtime_for_attempt(first, attempt)
+
+    return {**job_resources(STUDY.evaluation_params), "runtime": runtime}
 
 
 def get_evaluate_batch_size(task_alias):

@@ -64,6 +64,7 @@ rule synth_data:
         "benchmarks/synth_data/{data}.tsv"
     wildcard_constraints:
         data=_alternatives(SYNTH_WHOLE),
+    retries: config["data_retries"]
     conda:
         CONDA_ENV
     threads: get_synth_threads
@@ -98,10 +99,11 @@ if SYNTH_PARTS_OF:
             "logs/synth_data/{data}.log",
         wildcard_constraints:
             data=_alternatives(SYNTH_PARTS_OF),
+        retries: config["data_retries"]
         conda:
             CONDA_ENV
         resources:
-            runtime=LIGHT_DATA_RUNTIME_MINUTES,
+            runtime=lambda wc, attempt: runtime_for_attempt(LIGHT_DATA_RUNTIME_MINUTES, attempt),
         params:
             spec=get_synth_data_spec,
             languages=get_dataset_languages,
@@ -123,6 +125,7 @@ if SYNTH_PARTS_OF:
         wildcard_constraints:
             data=_alternatives(SYNTH_PARTS_OF),
             part=r"\d+",
+        retries: config["data_retries"]
         conda:
             CONDA_ENV
         threads: GPU_JOB_THREADS

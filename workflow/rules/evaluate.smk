@@ -5,7 +5,8 @@
 # "base") is evaluated once per task and shared by all comparisons. What reruns: docs/evaluation.md, "What reruns".
 # A task with engine vllm has one job per model x evaluation bit-width x shard instead (rules
 # evaluate_<task>[_s<k>]_q<bits>; common.smk: LORA_GROUPS), each variant of that bit-width a LoRA request on one
-# engine, writing the same score files as the per-variant jobs would.
+# engine, writing the same score files as the per-variant jobs would. A job killed or timed out resumes from the
+# requests it had answered (maple.evaluate.request_cache); each retry (evaluation.retries) has a longer runtime.
 
 for _task in STUDY.tasks.values():
     for _shard in SHARDS[_task.alias] if _task.engine == "hf" else []:
@@ -22,6 +23,7 @@ for _task in STUDY.tasks.values():
                 f"logs/evaluate/{{model}}/{{variant}}/{_shard.name}.log",
             benchmark:
                 EVALUATE_BENCHMARK.replace("{job}", _shard.name)
+            retries: STUDY.evaluation_params["retries"]
             conda:
                 evaluate_conda_env(_task.alias)
             threads: GPU_JOB_THREADS
@@ -59,6 +61,7 @@ for _task in STUDY.tasks.values():
                     f"logs/evaluate/{{model}}/{_group.name}/{_shard.name}.log",
                 benchmark:
                     EVALUATE_BENCHMARK.replace("{variant}", _group.name).replace("{job}", _shard.name)
+                retries: STUDY.evaluation_params["retries"]
                 conda:
                     evaluate_conda_env(_task.alias)
                 threads: GPU_JOB_THREADS

@@ -1,6 +1,7 @@
 # Finetune: one LoRA (bits 16) or QLoRA (bits 4 / 8) adapter per model x data x rank x bits.
 # A failed job is retried (finetune.oom_retries) with half the micro-batch and twice the accumulation, so the
-# effective batch stays; the retry, like a rerun after a kill, resumes from the last checkpoint in <adapter>.work/.
+# effective batch stays, and a longer runtime (the first's times the attempt: a job killed at its SLURM time limit);
+# the retry, like a rerun after a kill, resumes from the last checkpoint in <adapter>.work/.
 
 
 rule finetune:

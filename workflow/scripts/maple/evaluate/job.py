@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from maple.evaluate.request_cache import cached_requests, job_fingerprint, remove_work_dirs
 from maple.evaluate.scores import PROVENANCE_FIELDS, score_of  # noqa: F401 (PROVENANCE_FIELDS: the score layout)
 from maple.hub.task_files import SHIPPED_TASKS_DIR
 from maple.runtime.atomic import write_json
@@ -256,15 +257,17 @@ def evaluate_variant(
     )
 
 
-def score_units(lm, tokenizer, task: Task, units: list[Unit], prompt_format: str, seed: int, **job) -> dict:
+def score_units(lm, tokenizer, task: Task, units: list[Unit], prompt_format: str, seed: int, keep_work=False, **job):
     """One simple_evaluate call per unit on the loaded model, each unit's score (and samples) file written with the
     job's provenance (job: job_provenance's fields but lm, task, units, seed and eval_seconds); {unit label: value}."""
-    started = time.time()
-    results = {
-        unit: run_lm_eval(lm, tokenizer, task, [unit.lang], prompt_format, seed, unit.examples) for unit in units
-    }
+    started, results = time.time(), {}
+    for unit in units:  # resumed from its work directory (maple.evaluate.request_cache), removed unless keep_work
+        with cached_requests(lm, unit, job_fingerprint(task=task, prompt_format=prompt_format, seed=seed, **job)):
+            results[unit] = run_lm_eval(lm, tokenizer, task, [unit.lang], prompt_format, seed, unit.examples)
     provenance = job_provenance(lm=lm, task=task, units=units, seed=seed, eval_seconds=time.time() - started, **job)
-    return write_scores(results, task, provenance)
+    summary = write_scores(results, task, provenance)
+    remove_work_dirs([] if keep_work else [unit.score_file for unit in units])
+    return summary
 
 
 def job_units(score_files: dict, samples_files: dict | None = None, ranges: list[dict] | None = None) -> list[Unit]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from maple.evaluate.job import job_units, score_units
+from maple.evaluate.request_cache import remove_work_dirs
 from maple.evaluate.vllm_engine import task_vllm_lm, use_adapter
 from maple.runtime.tasks import Task
 
@@ -46,16 +47,21 @@ def evaluate_group(
         **(engine or {}),
     )
     load_seconds = time.time() - started
-    summary = {}
+    summary, units = {}, []
     for lora_id, member in enumerate(members, start=1):
         use_adapter(lm, member["variant"], lora_id, member["adapter_dir"])
+        member_units = job_units(member["score_files"], member.get("samples_files"), member.get("ranges"))
+        units += member_units
         summary[member["variant"]] = score_units(
             lm,
             lm.tokenizer,
             task,
-            job_units(member["score_files"], member.get("samples_files"), member.get("ranges")),
+            member_units,
             prompt_format,
             seed,
+            # a killed group job loses every member's score files (Snakemake removes a failed job's outputs): the
+            # work directories go only once all are in place
+            keep_work=True,
             load_seconds=load_seconds,
             model_alias=model_alias,
             variant=member["variant"],
@@ -67,6 +73,7 @@ def evaluate_group(
             bits=bits,
             batch_size=batch_size,
         )
+    remove_work_dirs(unit.score_file for unit in units)
     return summary
 
 

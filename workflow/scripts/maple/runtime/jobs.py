@@ -104,3 +104,14 @@ def use_threads(threads: int) -> None:
 def hub_offline_line() -> str:
     values = " ".join(f"{name}={os.environ.get(name, 'unset')}" for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
     return f"[maple] hub offline (hub.prefetch): {values} HF_HOME={os.environ.get('HF_HOME', 'unset')}"
+
+
+def runtime_for_attempt(minutes: int | str, attempt: int) -> int:
+    """A job's SLURM runtime on its attempt (1, 2, ...): the first attempt's times the attempt, so that a job killed
+    at its time limit is retried with more time (and resumes: evaluations from their saved requests, finetunes from
+    their checkpoints). minutes: an integer, or a timespan as Snakemake reads it ("90m", "2h")."""
+    if isinstance(minutes, str):
+        from humanfriendly import parse_timespan
+
+        minutes = max(round(parse_timespan(minutes) / 60), 1)
+    return int(minutes) * max(int(attempt), 1)
