@@ -20,6 +20,7 @@ from conftest import REPO, SNAKEMAKE, copy_run, planned_jobs, run_snakemake, sma
 from maple.train.params import FinetuneParams, micro_batch_for_attempt
 from maple.train.run_dirs import CHECKPOINT_MARKER, prepare_run_dir, run_fingerprint
 from maple.train.trainer import FAKE_OOM_ENV, LengthGroupedBatches
+from test_tracking import scalars
 
 ADAPTER = "results/adapters/tiny/demo/r4-q16"
 
@@ -197,6 +198,12 @@ def test_a_killed_finetune_resumes_from_its_last_checkpoint(base_run, tmp_path):
         e["real_tokens"] for e in metrics["log_history"] if e.get("step") == saved_step
     ), "tokens of this run only"
     assert not (work / f"{ADAPTER}.work").exists(), "the work directory is removed once the adapter is in place"
+    # TensorBoard: the resumed run continues the killed run's curve; what the killed job logged after its checkpoint
+    # is dropped (a purge at the resumed step), so that every step shows once, with the value the log history holds
+    loss = scalars(work / "results/tracking/tensorboard/tiny/demo-r4-q16")["train/loss"]
+    assert [step for step, _ in loss] == list(range(1, 19))
+    history = {e["step"]: e["loss"] for e in metrics["log_history"] if "loss" in e}
+    assert [value for _, value in loss] == pytest.approx([history[step] for step in range(1, 19)], rel=1e-6)
 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

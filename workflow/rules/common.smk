@@ -8,7 +8,10 @@ from dataclasses import replace
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+# The repository's workflow/ (this file's folder's parent), wherever the workflow runs from (docs/module.md): from
+# the repository, or as a module of another workflow, whose own Snakefile is workflow.basedir.
+WORKFLOW_DIR = os.path.dirname(str(workflow.current_basedir))
+sys.path.insert(0, os.path.join(WORKFLOW_DIR, "scripts"))
 from maple.train.params import micro_batch_for_attempt, rule_params  # noqa: E402
 from maple.runtime.devices import DeviceError, check_gpu_request, device_pool, threads_per_gpu_job  # noqa: E402
 from maple.runtime.jobs import runtime_for_attempt  # noqa: E402
@@ -34,6 +37,7 @@ from maple.config.study_plan import study_plan  # noqa: E402
 from maple.config.task_sizes import TokenCountsError  # noqa: E402
 from maple.config.throughput import ThroughputError  # noqa: E402
 from maple.evaluate.vllm_engine import max_lora_rank  # noqa: E402
+from maple.track.settings import tracking_environment  # noqa: E402
 
 # Validation, before any job starts (docs/reruns-and-faults.md, "Bad configs"; maple.config.validation.checked_study):
 # each config file strictly, the config against the schema (one line per error), the schema's defaults, the cross-key
@@ -47,6 +51,9 @@ except ConfigError as error:
 config.update(_defaulted)
 
 R = STUDY.results_dir
+# Tracking (docs/tracking.md): the jobs read it from the environment (maple.track.settings), not from params, so that
+# switching it reruns nothing; every job parses this file too, on SLURM as well.
+os.environ.update(tracking_environment(config["tracking"], workflow.configfiles, os.environ))
 
 # The cost estimate and the evaluation shards (docs/cost-and-sharding.md): from the config, the shipped split sizes
 # and the throughput table (estimate.gpu_summary: what bench/gpu_check.sh measured), the tokens counted with each
@@ -84,7 +91,7 @@ if workflow.is_main_process:
     logger.info(total_line(ESTIMATE, ESTIMATE_SETTINGS["max_job_hours"]))
     for line in RUNTIME_WARNINGS:
         logger.warning(f"Warning: {line}")
-LEXICON_DIR = os.path.join(workflow.basedir, "workflow", "resources", "lexicons")
+LEXICON_DIR = os.path.join(WORKFLOW_DIR, "resources", "lexicons")
 # Every rule runs in this software environment under `--software-deployment-method conda`; its pins are
 # requirements.lock's (tests/test_conda_env.py). Relative to workflow/rules/, where the rules are.
 CONDA_ENV = "../../envs/maple.yaml"
@@ -588,7 +595,7 @@ def task_dataset_mirrors(task):
             task_mirrors(
                 list(task.lm_eval_names.values()),
                 STUDY.dataset_mirrors,
-                shipped_dir=os.path.join(workflow.basedir, "workflow", "resources", "lm_eval_tasks"),
+                shipped_dir=os.path.join(WORKFLOW_DIR, "resources", "lm_eval_tasks"),
                 lm_eval_dir=builtin,
             )
             if builtin is not None

@@ -30,6 +30,7 @@ from maple.runtime.prompts import format_prompt
 from maple.runtime.provenance import adapter_hash, model_fingerprint, software_versions, workflow_commit
 from maple.runtime.records import read_jsonl, write_jsonl
 from maple.runtime.tasks import LOCAL_MAX_GEN_TOKS, Task
+from maple.track.scores import track_scores
 from maple.train.models import compute_dtype, device_kind, load_base
 
 # PeftModel.from_pretrained: without fp32 upcast of a bf16 adapter, the LoRA matmuls of an unmerged 4/8-bit
@@ -331,13 +332,15 @@ def write_scores(results: dict, task: Task, provenance: dict) -> dict:
     """One score file (and samples file) per unit of results ({Unit: lm-eval's results}); {unit label: value}."""
     from lm_eval.utils import handle_non_serializable
 
-    summary = {}
+    summary, written = {}, []
     for unit, unit_results in results.items():
         score, samples = score_of(unit_results, task, unit.lang, provenance, unit.samples_file, unit.examples)
         if unit.samples_file:
             write_jsonl(samples, unit.samples_file, default=handle_non_serializable)
         write_json(unit.score_file, score, default=handle_non_serializable)
         summary[unit.label] = score["value"]
+        written.append((unit.score_file, score))
+    track_scores(written)
     return summary
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from maple.runtime.atomic import replacing
 from maple.runtime.prompts import format_prompt
 from maple.runtime.records import read_jsonl
+from maple.track.finetune import tracking_callback
 from maple.train.models import compute_dtype, device_kind, load_base, prepare_quantized_for_training
 from maple.train.params import FinetuneParams
 from maple.train.run_dirs import checkpoint_step, prepare_run_dir, run_fingerprint, work_dir_for
@@ -157,6 +158,10 @@ def finetune(
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer = build_trainer(base_source, train_file, params, run_dir, fake_oom=fake_oom_requested(attempt))
+    tracked = {**asdict(params), "base_model": base_source}
+    tracking = tracking_callback(adapter_dir, tracked, fingerprint, trainer, peak_memory)
+    if tracking is not None:
+        trainer.add_callback(tracking)
     this_attempt = {
         "attempt": attempt,
         "micro_batch_size": params.micro_batch_size,
@@ -210,4 +215,6 @@ def finetune(
         trainer.processing_class.save_pretrained(tmp_dir)
         (tmp_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1, default=str))
     shutil.rmtree(work_dir, ignore_errors=True)
+    if tracking is not None:
+        tracking.finished(adapter_dir, metrics)
     return metrics
