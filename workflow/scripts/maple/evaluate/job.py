@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from maple.evaluate.request_cache import cached_requests, job_fingerprint, remove_work_dirs
 from maple.evaluate.scores import PROVENANCE_FIELDS, score_of  # noqa: F401 (PROVENANCE_FIELDS: the score layout)
+from maple.evaluate.units import Unit, job_units
 from maple.hub.task_files import SHIPPED_TASKS_DIR
 from maple.runtime.atomic import write_json
 from maple.runtime.prompts import format_prompt
@@ -36,27 +36,6 @@ from maple.train.models import compute_dtype, device_kind, load_base
 # PeftModel.from_pretrained: without fp32 upcast of a bf16 adapter, the LoRA matmuls of an unmerged 4/8-bit
 # evaluation run in bf16 like the base's, not in fp32.
 ADAPTER_LOAD_ARGUMENTS = {"autocast_adapter_dtype": False}
-
-
-@dataclass(frozen=True)
-class Unit:
-    """What one simple_evaluate call of a job scores: one language, whole or the examples [start, stop) of it (stop
-    None: to the end of the split, or to the task's limit), into one score file (and one samples file)."""
-
-    lang: str
-    score_file: str
-    samples_file: str | None = None
-    start: int | None = None
-    stop: int | None = None
-
-    @property
-    def label(self) -> str:
-        return self.lang if self.start is None else f"{self.lang}.{self.start}-{self.stop if self.stop else 'end'}"
-
-    @property
-    def examples(self) -> tuple | None:
-        """(start, stop) of a range, None for a whole language: run_lm_eval's `examples`."""
-        return None if self.start is None else (self.start, self.stop)
 
 
 def local_task_config(name: str, kind: str, data_file: str, max_gen_toks: int = LOCAL_MAX_GEN_TOKS) -> dict:
@@ -269,17 +248,6 @@ def score_units(lm, tokenizer, task: Task, units: list[Unit], prompt_format: str
     summary = write_scores(results, task, provenance)
     remove_work_dirs([] if keep_work else [unit.score_file for unit in units])
     return summary
-
-
-def job_units(score_files: dict, samples_files: dict | None = None, ranges: list[dict] | None = None) -> list[Unit]:
-    """The simple_evaluate calls of one variant's evaluation: each language of score_files, then each range."""
-    units = [
-        Unit(lang, str(path), str(samples_files[lang]) if samples_files else None) for lang, path in score_files.items()
-    ]
-    return units + [
-        Unit(r["lang"], str(r["score"]), str(r["samples"]) if r.get("samples") else None, r["start"], r.get("stop"))
-        for r in ranges or []
-    ]
 
 
 def job_provenance(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 
-from maple.evaluate.job import job_units, score_units
+from maple.evaluate.job import score_units
 from maple.evaluate.request_cache import remove_work_dirs
+from maple.evaluate.units import job_units
 from maple.evaluate.vllm_engine import task_vllm_lm, use_adapter
 from maple.runtime.tasks import Task
 

@@ -125,7 +125,7 @@ def _prepared(work_dir: Path, fingerprint: dict, label: str) -> None:
 @contextlib.contextmanager
 def cached_requests(lm, unit, fingerprint: dict):
     """Within the block, lm's request methods answer in chunks saved in the work directory of one unit of a job
-    (maple.evaluate.job.Unit; fingerprint: job_fingerprint's); each call logs how many of its requests came from
+    (maple.evaluate.units.Unit; fingerprint: job_fingerprint's); each call logs how many of its requests came from
     saved chunks and how many were computed."""
     work_dir, label = work_dir_of(unit.score_file), unit.label
     _prepared(work_dir, {**fingerprint, "unit": label}, label)
