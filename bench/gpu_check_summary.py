@@ -80,7 +80,7 @@ def throughput(benches: dict, settings: dict) -> dict:
         },
         "eval_batch_size": (benches.get("eval_overhead") or {}).get("settings", {}).get("batch_size"),
         "load_s": {k: median(v) for k, v in (evaluation.get("load_s") or {}).items()},
-        # what the cost estimate reads as a job's fixed cost (maple.config.throughput): the median model load
+        # what the cost estimate reads as a job's fixed cost (maple.cost.throughput): the median model load
         "load_seconds": statistics.median(loads) if (loads := [median(v) for v in load_spreads.values()]) else None,
         "merged_vs_unmerged_16bit": {
             "within_tolerance": agreement.get("within_tolerance"),

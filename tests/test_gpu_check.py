@@ -79,7 +79,7 @@ def test_the_rehearsal_runs_every_step_of_the_gpu_check(tmp_path):
     assert table["generate_examples_per_s"]["xquad"] > 0 and table["loglikelihood_examples_per_s"]["belebele"] > 0
     assert table["merged_vs_unmerged_16bit"]["within_tolerance"] is True
     # the cost estimate reads it as its throughput table: every figure the check measures replaces its default
-    from maple.config.throughput import read_gpu_summary
+    from maple.cost.throughput import read_gpu_summary
 
     read = read_gpu_summary(out / "summary.json")
     measured = ("finetune_tokens_per_s", "loglikelihood_examples_per_s", "generate_examples_per_s", "load_seconds")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
-from maple.config.estimate import plan_shards, runtime_minutes, study_estimate
-from maple.config.shards import Part, plan_task_shards, split_languages
-from maple.config.throughput import DEFAULT_THROUGHPUT, SUMMARY_KEYS, ThroughputError, read_gpu_summary
+from maple.cost.estimate import plan_shards, runtime_minutes, study_estimate
+from maple.cost.shards import Part, plan_task_shards, split_languages
+from maple.cost.throughput import DEFAULT_THROUGHPUT, SUMMARY_KEYS, ThroughputError, read_gpu_summary
 from maple.config.validation import checked_study
 from maple.evaluate.scores import MergeError, merge_ranges
 
@@ -204,7 +204,7 @@ def test_the_split_size_table_names_its_sources():
 def test_model_written_datasets_are_written_in_parts_that_fit(maple_plan):
     """config/maple.yaml's generated and translated datasets: parts of their languages, every language in one part,
     each synth_part job within evaluation.max_job_hours and its runtime from its estimate."""
-    from maple.config.estimate import plan_synth_parts, synth_rows
+    from maple.cost.estimate import plan_synth_parts, synth_rows
 
     study, _, _ = maple_plan
     table = read_gpu_summary(None)
@@ -265,7 +265,7 @@ def test_a_range_past_the_end_of_its_split_fails_before_lm_eval_runs(tmp_path):
 def test_a_configured_runtime_shorter_than_the_estimate_is_named(maple_plan):
     """config/maple.yaml asks 720 minutes per finetune, more than any finetune's estimate x 1.2; at 300 minutes the
     plan warns, naming the longest job; without a configured runtime each job gets its own (no warning)."""
-    from maple.config.estimate_table import runtime_warnings
+    from maple.cost.table import runtime_warnings
 
     _, _, rows = maple_plan
     finetunes = [r for r in rows if r["stage"] == "finetune"]

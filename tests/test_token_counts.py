@@ -10,9 +10,9 @@ import json
 import pytest
 import yaml
 from conftest import REPO
-from maple.config.estimate import estimate_notes, plan_shards, study_estimate
-from maple.config.task_sizes import TokenCountsError, read_token_counts
-from maple.config.throughput import read_gpu_summary
+from maple.cost.estimate import estimate_notes, plan_shards, study_estimate
+from maple.cost.requests import TokenCountsError, read_token_counts
+from maple.cost.throughput import read_gpu_summary
 from maple.config.validation import checked_study
 from maple.evaluate.token_counts import SAMPLE_SIZE, count_study, sample_indices
 from maple.runtime.tasks import Task

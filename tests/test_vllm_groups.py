@@ -14,10 +14,10 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from conftest import REPO, planned_jobs, small_config, write_config
-from maple.config.estimate import plan_shards, runtime_minutes, study_estimate
+from maple.cost.estimate import plan_shards, runtime_minutes, study_estimate
 from maple.config.lora_groups import LoraGroup, lora_groups
 from maple.config.study import ConfigError
-from maple.config.throughput import read_gpu_summary
+from maple.cost.throughput import read_gpu_summary
 from maple.config.validation import checked_study
 from test_shards import planned_workflow
 

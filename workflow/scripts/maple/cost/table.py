@@ -1,6 +1,6 @@
 """The cost estimate as files and one line: results/plan/estimate.csv (one row per GPU job), estimate.md (the
 total, the figures by job class, the throughput table and where each figure came from) and the total the plan
-prints (maple.config.estimate makes the rows)."""
+prints (maple.cost.estimate makes the rows)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The cost estimate of a study before any GPU job: per job its examples, tokens and GPU-seconds, from the config,
-the shipped split sizes (maple.config.task_sizes) and the throughput table (maple.config.throughput). The same
-figures size the evaluation shards (maple.config.shards) and each job's SLURM runtime. No model is loaded and nothing
+the shipped split sizes (maple.cost.requests) and the throughput table (maple.cost.throughput). The same
+figures size the evaluation shards (maple.cost.shards) and each job's SLURM runtime. No model is loaded and nothing
 is read from the network. docs/cost-and-sharding.md explains the model of cost and its assumptions."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 import re
 
 from maple.config.lora_groups import eval_bits, lora_groups
-from maple.config.shards import Shard, plan_task_shards
-from maple.config.task_sizes import (
+from maple.cost.shards import Shard, plan_task_shards
+from maple.cost.requests import (
     LangCost,
     generation_batch,
     language_costs,
@@ -18,7 +18,7 @@ from maple.config.task_sizes import (
     steps_per_batch,
     token_factor,
 )
-from maple.config.throughput import finetune_seconds, generate_seconds, loglikelihood_seconds
+from maple.cost.throughput import finetune_seconds, generate_seconds, loglikelihood_seconds
 
 RUNTIME_FLOOR_MINUTES = 10  # the shortest SLURM runtime a job asks for (start-up, queue-side accounting)
 DEFAULT_PARAMS_B = 7.0  # a model whose size is found neither in its name nor in its config
@@ -60,7 +60,7 @@ def plan_shards(study, table: dict, tokens: dict | None = None) -> dict[str, lis
     """Every task's shards, sized on the study's slowest job so that the same shards serve every variant (one rule
     per shard): the slowest (model, bit-width) of one variant; for a task with engine vllm, the slowest group of a
     model's variants at one bit-width, whose job scores each of them (maple.config.lora_groups). tokens: counted
-    tokens (maple.config.task_sizes.read_token_counts), else {}."""
+    tokens (maple.cost.requests.read_token_counts), else {}."""
     ev = study.evaluation_params
     variants = {(m, eval_bits(study, study.finetune_of(m, v))) for m in study.models for v in study.variants(m)}
     group_sizes = {g.bits: len(g.variants) for g in lora_groups(study)}
@@ -299,7 +299,7 @@ def estimate_notes(study, tokens: dict | None = None, token_file: str | None = N
             notes.append(f"{alias}: no split size in workflow/resources/task_sizes.csv for {unknown}; assumed 1000")
     for alias, model in study.models.items():
         notes.append(f"model {alias}: {model_params_b(model, study.tiny_model):.3g} B parameters")
-    stated = "stated English averages per task family times a per-script tokenizer factor (maple.config.task_sizes)"
+    stated = "stated English averages per task family times a per-script tokenizer factor (maple.cost.requests)"
     evaluated = sum(len(t.languages) for t in study.tasks.values()) * len(study.models)
     trained = {
         (f.model, f"train:{f.data}", lang) for f in study.finetunes for lang in study.datasets[f.data]["languages"]

@@ -48,7 +48,7 @@ FAMILIES = {
     "local_generate": {"choices": 0, "prompt_tokens": 40, "new_tokens": 24, "answer_tokens": 6},
 }
 # The share of answers that do not stop at the stop sequence and run to the cap (a base model that goes on writing):
-# a batch of B decodes to the cap unless none of its B members does so (maple.config.task_sizes.steps_per_batch).
+# a batch of B decodes to the cap unless none of its B members does so (maple.cost.requests.steps_per_batch).
 RUN_ON_SHARE = 0.05
 UNKNOWN_EXAMPLES = 1000  # an lm-eval task missing from the table: stated, and named in the estimate's notes
 

@@ -109,7 +109,7 @@ def generate_seconds(
     table: dict, examples: float, prompt_tokens: float, steps_per_batch: float, batch: int, params_b: float, bits: int
 ) -> float:
     """Seconds of `examples` generations: each prompt read as one loglikelihood request, then the decode steps of
-    their batches (a batch runs until its last member stops: steps_per_batch, maple.config.task_sizes)."""
+    their batches (a batch runs until its last member stops: steps_per_batch, maple.cost.requests)."""
     decode = steps_per_batch * decode_step_seconds(table, params_b, bits) / max(batch, 1)
     prefill = loglikelihood_seconds(table, 1, prompt_tokens, params_b, bits)
     return examples * (decode + prefill)
