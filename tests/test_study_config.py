@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
-from maple.cost.estimate import plan_synth_parts
-from maple.cost.throughput import read_gpu_summary
 from maple.config.validation import checked_study
+from maple.cost.data_jobs import plan_synth_parts
+from maple.cost.throughput import read_gpu_summary
 
 STUDY_CONFIG = REPO / "config" / "maple.yaml"
 SHIPPED_TASKS = REPO / "workflow" / "resources" / "lm_eval_tasks"

@@ -80,7 +80,7 @@ RUNTIME_WARNINGS = runtime_warnings(
 ESTIMATE_NOTES = estimate_notes(STUDY, TOKENS, config["estimate"]["token_counts"]) + RUNTIME_WARNINGS
 if workflow.is_main_process:
     logger.info(total_line(ESTIMATE, ESTIMATE_SETTINGS["max_job_hours"]))
-    for line in RUNTIME_WARNINGS:
+    for line in filter(None, [THROUGHPUT["warning"], *RUNTIME_WARNINGS]):
         logger.warning(f"Warning: {line}")
 LEXICON_DIR = os.path.join(workflow.basedir, "workflow", "resources", "lexicons")
 # Every rule runs in this software environment under `--software-deployment-method conda`; its pins are

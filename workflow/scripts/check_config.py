@@ -8,11 +8,11 @@ estimate as every plan does (the GPU jobs, their shards and parts: maple.cost.pl
 import os
 import sys
 
-from maple.cost.table import total_line
+from maple.config.validation import ConfigError, checked_study, load_yaml_strict
 from maple.cost.plan import study_plan
 from maple.cost.requests import TokenCountsError
+from maple.cost.table import total_line
 from maple.cost.throughput import ThroughputError
-from maple.config.validation import ConfigError, checked_study, load_yaml_strict
 
 if __name__ == "__main__":
     path = sys.argv[1]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maple.cost.estimate import plan_shards, plan_synth_parts, study_estimate
+from maple.cost.data_jobs import plan_synth_parts
+from maple.cost.estimate import plan_shards, study_estimate
 from maple.cost.requests import read_token_counts
 from maple.cost.throughput import read_gpu_summary
 

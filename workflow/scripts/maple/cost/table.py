@@ -109,8 +109,10 @@ def estimate_markdown(rows: list[dict], table: dict, evaluation: dict, notes: li
         )
     lines += ["", "## Throughput", "", "| figure | value | from |", "| --- | --- | --- |"]
     for key, value in table.items():
-        if key != "source":
+        if key not in ("source", "warning"):
             lines.append(f"| {key} | {value} | {table['source'][key]} |")
+    if table.get("warning"):
+        notes = [table["warning"], *notes]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
