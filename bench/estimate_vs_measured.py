@@ -11,7 +11,8 @@ task building per language) are part of the estimate and of the measured time al
 --clock cpu measures the table in CPU seconds and compares them with each job's benchmark cpu_time (the work done,
 which a shared machine's other load hardly changes); the wall-clock ratio (benchmark `s`) is given beside it.
 --clock wall compares wall seconds only (a machine of one's own). A run directory that has finished is not run
-again (Snakemake finds nothing to do), so a second call only measures, plans and joins.
+again (Snakemake finds nothing to do), so a second call only measures, plans and joins; --no-run joins runs made
+before (their benchmarks) with the estimate of this checkout, --summary plans with a table measured before.
 """
 
 from __future__ import annotations
@@ -59,14 +60,22 @@ def benchmark_path(row: dict) -> str:
     )
 
 
+def last_sample(wall: float) -> float:
+    """When Snakemake's benchmark last read a job's CPU time: each second for 30 s, then every 30 s
+    (snakemake.benchmark.ScheduledPeriodicTimer)."""
+    return float(int(wall)) if wall < 31 else 30.0 + 30 * int((wall - 30) // 30)
+
+
 def read_benchmark(path: Path) -> dict | None:
-    """{wall, cpu} seconds of a Snakemake benchmark file (its first repeat), None where the job did not run."""
+    """{wall, cpu, cpu_sampled} seconds of a Snakemake benchmark file (its first repeat), None where the job did not
+    run. Its cpu_time is the job's at the last sample; cpu extrapolates it to the job's end at the job's own rate."""
     try:
         with open(path, encoding="utf-8") as f:
             row = next(csv.DictReader(f, delimiter="\t"))
     except (OSError, StopIteration):
         return None
-    return {"wall": float(row["s"]), "cpu": float(row["cpu_time"])}
+    wall, cpu = float(row["s"]), float(row["cpu_time"])
+    return {"wall": wall, "cpu": cpu * wall / max(last_sample(wall), 1.0), "cpu_sampled": cpu}
 
 
 def join(rows: list[dict], measured: dict[str, dict | None]) -> list[dict]:
@@ -108,7 +117,7 @@ def by_class(joined: list[dict], clock: str) -> list[dict]:
 
 def snakemake(work: Path, config: Path, cores: int, *targets: str, log: Path) -> None:
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work)]
-    command += ["--configfile", str(config), "--cores", str(cores), "--resources", "gpu=1", *targets]
+    command += [*targets, "--configfile", str(config), "--cores", str(cores), "--resources", "gpu=1"]
     with open(log, "a", encoding="utf-8") as f:
         subprocess.run(
             command, check=True, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -165,12 +174,17 @@ def main(argv=None) -> int:
     parser.add_argument("--cores", type=int, default=1)
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--summary", type=Path, help="a measured summary.json to plan with (skips measuring)")
+    parser.add_argument(
+        "--no-run", action="store_true", help="join the runs already in --work (their benchmarks) without running them"
+    )
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--md", type=Path, required=True)
+    parser.add_argument("--loads", type=Path, help="load averages recorded by an earlier measuring or run (JSON list)")
     args = parser.parse_args(argv)
+    args.load_record = json.loads(args.loads.read_text()) if args.loads else []
     work = args.work.resolve()
     loads: list = []
-    for name in CONFIGS:  # the models and the demo's data the measurement needs
+    for name in CONFIGS if not args.no_run else ():  # the models and the demo's data the measurement needs
         (work / name).mkdir(parents=True, exist_ok=True)
         targets = [MODELS[name]] + (["results/data/demo/train.jsonl"] if name == "demo" else [])
         snakemake(work / name, write_config(work, name, None), args.cores, *targets, log=work / f"{name}.log")
@@ -178,16 +192,17 @@ def main(argv=None) -> int:
     result = {"clock": args.clock, "summary": json.loads(summary.read_text()), "configs": {}}
     for name in CONFIGS:
         config = write_config(work, name, summary)
-        loads.append({"phase": f"{name} run start", "load": os.getloadavg(), "t": time.time()})
-        snakemake(work / name, config, args.cores, log=work / f"{name}.log")
-        loads.append({"phase": f"{name} run end", "load": os.getloadavg(), "t": time.time()})
+        if not args.no_run:
+            loads.append({"phase": f"{name} run start", "load": os.getloadavg(), "t": time.time()})
+            snakemake(work / name, config, args.cores, log=work / f"{name}.log")
+            loads.append({"phase": f"{name} run end", "load": os.getloadavg(), "t": time.time()})
         snakemake(work / name, config, 1, "estimate", "-f", log=work / f"{name}.log")
         with open(work / name / "results/plan/estimate.csv", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         measured = {benchmark_path(r): read_benchmark(work / name / benchmark_path(r)) for r in rows}
         joined = join(rows, measured)
         result["configs"][name] = {"jobs": joined, "classes": by_class(joined, args.clock)}
-    result["loadavg"] = loads
+    result["loadavg"] = loads + [entry for entry in args.load_record or []]
     result["target"] = TARGET_RANGE
     args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     args.md.write_text(markdown(result), encoding="utf-8")

@@ -5,7 +5,8 @@ this machine: the GPU check's `throughput` step (bench/gpu_check.sh) and bench/e
       --device cuda --batch 32 --context 512 --json throughput.json
 
 Measured, each once (fresh loads, the median of --repeats timed calls where a call is short):
-  startup_s            a fresh Python process importing what a job imports (torch, transformers, peft, trl, lm_eval)
+  startup_s            a fresh Python process importing what a job imports (torch, transformers, peft, lm_eval; the
+                       least of three), plus the model classes' first load
   load_s, small_load_s the large and the small model loaded at 16 bits (maple.train.models.load_base, the jobs' own)
   prefill_tokens_per_s, small_prefill_tokens_per_s   forwards over --batch prompts of --context tokens, 16 bits
   decode_step_s, small_decode_step_s                 one decode step of --batch sequences at --context tokens (the
@@ -36,7 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
 
-IMPORTS = "import torch, transformers, peft, trl, datasets, lm_eval"
+IMPORTS = (
+    "import torch, transformers, peft, lm_eval"  # an evaluation job's (a finetune's: trl for lm_eval, about the same)
+)
 # --clock wall: seconds on the clock (a GPU, a machine of one's own); cpu: CPU seconds of this process and its
 # children (user + system), what a job's work costs whatever else the machine runs (its benchmark's cpu_time)
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -50,10 +53,15 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def startup_seconds(python: str) -> float:
-    t0, c0 = time.perf_counter(), children_cpu()
-    subprocess.run([python, "-c", IMPORTS], check=True, capture_output=True)
-    return children_cpu() - c0 if clock is CLOCK["cpu"] else time.perf_counter() - t0
+def startup_seconds(python: str, repeats: int = 3) -> float:
+    """The least of `repeats` fresh processes' imports: the start a job pays where the machine is not also starting
+    others (the page cache warm, as on a node that has run a job)."""
+    times = []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), children_cpu()
+        subprocess.run([python, "-c", IMPORTS], check=True, capture_output=True)
+        times.append(children_cpu() - c0 if clock is CLOCK["cpu"] else time.perf_counter() - t0)
+    return min(times)
 
 
 def sync(device: str) -> None:

@@ -240,11 +240,12 @@ def test_estimate_vs_measured_joins_each_job_with_its_benchmark_and_gives_ratios
         "benchmarks/synth_part/big/p2.tsv",
     ]
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    for path, (wall, cpu) in zip(paths, [(30, 12), (30, 16), (20, 8), (9, 6), (80, 60), (40, 33)]):
+    for path, (wall, cpu) in zip(paths, [(30, 12), (30, 16), (20, 8), (9, 6), (80, 45), (30, 33)]):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(header + f"{wall}\t0:00:{wall}\t1\t1\t1\t1\t0\t0\t50\t{cpu}\n")
     measured = {p: evm.read_benchmark(tmp_path / p) for p in paths}
-    assert measured[paths[6]] is None and measured[paths[0]] == {"wall": 30.0, "cpu": 12.0}
+    assert measured[paths[6]] is None and measured[paths[0]] == {"wall": 30.0, "cpu": 12.0, "cpu_sampled": 12.0}
+    assert evm.last_sample(80.0) == 60.0 and measured[paths[4]]["cpu"] == pytest.approx(45 * 80 / 60)
     joined = evm.join(rows, measured)
     assert len(joined) == 6
     classes = {c["class"]: c for c in evm.by_class(joined, "cpu")}
@@ -253,8 +254,11 @@ def test_estimate_vs_measured_joins_each_job_with_its_benchmark_and_gives_ratios
     assert finetune["jobs"] == 2 and finetune["ratio_median"] == pytest.approx(1.0)
     assert (finetune["ratio_min"], finetune["ratio_max"]) == pytest.approx((0.8, 1.2))
     assert finetune["wall_ratio_median"] == pytest.approx((3.0 + 1.5) / 2) and finetune["within_target"]
-    assert classes["evaluate demo_gen"]["ratio_median"] == pytest.approx(1.5) and classes["evaluate demo_gen"]["within_target"]
-    assert classes["data"]["ratio_median"] == pytest.approx((1.2 + 1.1) / 2)
+    assert (
+        classes["evaluate demo_gen"]["ratio_median"] == pytest.approx(1.5)
+        and classes["evaluate demo_gen"]["within_target"]
+    )
+    assert classes["data"]["ratio_median"] == pytest.approx((1.2 + 1.1) / 2)  # 45 s sampled at 60 of 80 s: 60
     assert evm.by_class(joined, "wall")[0]["ratio_median"] == pytest.approx(2.25)  # the wall clock on its own
     walls = {c["class"]: c for c in evm.by_class(joined, "wall")}
     assert not walls["evaluate demo_mc"]["within_target"]  # 20 / 8 = 2.5: outside 0.67-1.5
