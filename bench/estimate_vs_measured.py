@@ -1,7 +1,8 @@
 """The cost estimate against measured runs: the throughput table measured on this machine with the GPU check's own
 steps (bench/throughput_check.py, bench/finetune_throughput.py), the demo (config/config.yaml) and
-config/smollm2.yaml planned with it (estimate.gpu_summary), run, and each job's estimate (results/plan/estimate.csv)
-joined with its benchmark (benchmarks/<rule>/...tsv). Per job class (data, finetune, each evaluation task):
+config/smollm2.yaml planned with it (estimate.gpu_summary) and with their tokens counted (rule count_tokens,
+estimate.token_counts), run, and each job's estimate (results/plan/estimate.csv) joined with its benchmark
+(benchmarks/<rule>/...tsv). Per job class (data, finetune, each evaluation task):
 measured / estimated, the median and the spread over its jobs. Fixed costs (start-up, imports, loads, lm-eval's
 task building per language) are part of the estimate and of the measured time alike.
 
@@ -124,10 +125,13 @@ def snakemake(work: Path, config: Path, cores: int, *targets: str, log: Path) ->
         )
 
 
-def write_config(work: Path, name: str, summary: Path | None) -> Path:
+def write_config(work: Path, name: str, summary: Path | None, tokens: bool = False) -> Path:
+    """The config as shipped, with estimate.gpu_summary (and estimate.token_counts: the run's counted tokens)."""
     config = yaml.safe_load(CONFIGS[name].read_text(encoding="utf-8"))
     if summary:
         config["estimate"] = {"gpu_summary": str(summary)}
+    if tokens:
+        config["estimate"]["token_counts"] = "results/plan/tokens.csv"
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
@@ -196,7 +200,12 @@ def main(argv=None) -> int:
             loads.append({"phase": f"{name} run start", "load": os.getloadavg(), "t": time.time()})
             snakemake(work / name, config, args.cores, log=work / f"{name}.log")
             loads.append({"phase": f"{name} run end", "load": os.getloadavg(), "t": time.time()})
-        snakemake(work / name, config, 1, "estimate", "-f", log=work / f"{name}.log")
+        # the prompts and training records as lm-eval and the finetune build them, counted with the model's tokenizer
+        # (rule count_tokens: the demo's tasks are local, their data written by the run), then the estimate
+        only_mtime = ("-f", "--rerun-triggers", "mtime")
+        snakemake(work / name, config, 1, "count_tokens", *only_mtime, log=work / f"{name}.log")
+        config = write_config(work, name, summary, tokens=True)
+        snakemake(work / name, config, 1, "estimate", *only_mtime, log=work / f"{name}.log")
         with open(work / name / "results/plan/estimate.csv", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         measured = {benchmark_path(r): read_benchmark(work / name / benchmark_path(r)) for r in rows}
