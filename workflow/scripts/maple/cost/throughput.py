@@ -113,10 +113,6 @@ def _on_line(table: dict, key: str, params_b: float, per_unit) -> float:
     return max(small + slope * (params_b - p0), small)
 
 
-def _bits_figure(figure, bits) -> float:
-    return figure[str(bits)] if isinstance(figure, dict) else figure
-
-
 def prefill_seconds(table: dict, tokens: float, params_b: float, bits: int) -> float:
     """Seconds of forwards over `tokens` tokens (loglikelihood requests, generation prompts)."""
     per_token = _on_line(table, "prefill_tokens_per_s", params_b, lambda rate: 1 / rate)
@@ -138,10 +134,8 @@ def decode_step_seconds(
 
 
 def finetune_seconds(table: dict, tokens: float, params_b: float, bits: int) -> float:
-    per_token = _on_line(
-        table, "finetune_tokens_per_s", params_b, lambda rates: 1 / _bits_figure(rates, bits)
-    )  # by bits
-    return tokens * per_token
+    """Seconds of a finetune over `tokens` training tokens at `bits` (the rates by bit-width)."""
+    return tokens * _on_line(table, "finetune_tokens_per_s", params_b, lambda rates: 1 / rates[str(bits)])
 
 
 def load_seconds(table: dict, params_b: float) -> float:
