@@ -150,7 +150,7 @@ run_step finetune_q4 35 "${FT[@]}" --bits 4 --max-seq-length "$SEQ" --micro-batc
 run_step finetune_q4_s2048 35 "${FT[@]}" --bits 4 --max-seq-length "$SEQ_LONG" --micro-batch-size "$MICRO_LONG" \
     --effective-batch-size "$MICRO_LONG" --json "$WORK/finetune_q4_s2048.json"
 run_step throughput 75 "$PYTHON" "$REPO/bench/throughput_check.py" --device "$DEVICE" --small "$WORK/demo/models/tiny" \
-    --large "$WORK/ft-model/$ARCH" --eval-dir "$WORK/demo/data/demo/eval" --batch "$EVAL_BATCH" \
+    --large "$WORK/ft-model/$ARCH" --eval-dir "$WORK/demo/data/demo/eval" --languages "$LANGUAGES" --batch "$EVAL_BATCH" \
     --context "$EVAL_CONTEXT" --repeats 2 --json "$WORK/throughput.json"
 rm -rf "$WORK/ft-model"  # 13 GB of random weights on the GPU machine
 

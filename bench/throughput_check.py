@@ -13,7 +13,7 @@ Measured, each once (fresh loads, the median of --repeats timed calls where a ca
                        KV cache filled by a prefill), 16 bits
   prefill_slowdown, decode_slowdown   the large model at 4 and 8 bits (bitsandbytes) over 16; null where it fails
   task_index_s, task_setup_s   maple.evaluate.job.evaluate_variant on the small model with the demo's multiple-choice
-                       task at 1 and at 3 languages (--limit examples each): the per-language difference is a
+                       task at 1 and at up to 3 of --languages (--limit examples each): the per-language difference is a
                        language's task building, the rest of the one-language call less its examples is the job's
                        lm-eval set-up
   model_params_b, small_model_params_b, kv_bytes_per_token   the models measured on (their config)
@@ -198,13 +198,14 @@ def measure(args) -> dict:
             ok = base and got
             out[kind][bits] = (base[index] / got[index] if invert else got[index] / base[index]) if ok else None
     out["decode_batch"], out["decode_context"] = args.batch, args.context
-    one, three = (
+    k = min(len(args.languages), 3)  # one language, then up to three
+    one, more = (
         attempt(
             f"task_{n}", lambda n=n: task_seconds(args.small, args.eval_dir, args.limit, args.languages[:n], args.batch)
         )
-        for n in (1, 3)
+        for n in (1, k)
     )
-    setup = (three - one) / 2 if one is not None and three is not None else None
+    setup = (more - one) / (k - 1) if k > 1 and one is not None and more is not None else None
     out["task_setup_s"] = max(setup, 0.0) if setup is not None else None
     out["task_index_s"] = max(one - setup, 0.0) if setup is not None else None
     return out

@@ -9,7 +9,7 @@ from maple.config.lora_groups import eval_bits, lora_groups
 from maple.cost.data_jobs import synth_rows
 from maple.cost.model_shape import ModelShape, model_shape
 from maple.cost.requests import LangCost, language_costs, measured_tokens, steps_per_batch, token_factor
-from maple.cost.rows import job_row, runtime_minutes  # noqa: F401 (runtime_minutes: the estimate's runtimes)
+from maple.cost.rows import job_row, runtime_minutes
 from maple.cost.shards import Shard, plan_task_shards
 from maple.cost.throughput import decode_step_seconds, finetune_seconds, load_seconds, prefill_seconds
 
