@@ -16,7 +16,9 @@
 #                 examples/s, identical answers, score difference; `skipped` where vLLM cannot be imported
 #   finetune_q16, finetune_q8, finetune_q4   7B-shaped LoRA / QLoRA: steady tokens/s and MFU (warm-up step left out)
 #   finetune_q4_s2048  4-bit at sequence length 2048: peak reserved memory
-#   eval_7b       7B-shaped load and examples per second of the hf backend (generation and log-likelihood)
+#   throughput    the estimate's evaluation figures in its units (bench/throughput_check.py): start-up, loads,
+#                 prefill tokens/s, decode step seconds at a batch and context, slowdowns at 4 and 8 bits, lm-eval's
+#                 set-up per job and per language; on the 7B-shaped model (large) and the demo's tiny one (small)
 # The rehearsal runs the same steps with the same files and JSON keys on a CPU at smoke size (a tiny model of the 7B's
 # architecture); install there only checks that the wheels install for Python 3.12 (when .whl/ holds any).
 #
@@ -52,15 +54,13 @@ if ((REHEARSE)); then
     TIME_FACTOR=6
     PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
     DEVICE=cpu ARCH=llama-smoke SMOKE=--smoke
-    SEQ=64 MICRO=4 SEQ_LONG=128 MICRO_LONG=1 LIMIT=4 LANGUAGES=en,sw EXAMPLES=4
-    BIG=(--big --big-shape '{"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4}')
+    SEQ=64 MICRO=4 SEQ_LONG=128 MICRO_LONG=1 LIMIT=4 LANGUAGES=en,sw EVAL_BATCH=4 EVAL_CONTEXT=64
     export CUDA_VISIBLE_DEVICES=""
 else
     PYTHON="${PYTHON:-python3}"
     DEVICE=cuda ARCH=llama-2-7b SMOKE=""
     # the study's micro-batch (config/maple.yaml: 16 x 512 tokens); at 2048 the same 8192 tokens per micro-batch
-    SEQ=512 MICRO=16 SEQ_LONG=2048 MICRO_LONG=4 LIMIT=20 LANGUAGES=en,de,ru,zh,ar,hi,sw EXAMPLES=32
-    BIG=()
+    SEQ=512 MICRO=16 SEQ_LONG=2048 MICRO_LONG=4 LIMIT=20 LANGUAGES=en,de,ru,zh,ar,hi,sw EVAL_BATCH=32 EVAL_CONTEXT=512
 fi
 STEPS="$WORK/steps.tsv"
 : >"$STEPS"
@@ -149,10 +149,10 @@ run_step finetune_q4 35 "${FT[@]}" --bits 4 --max-seq-length "$SEQ" --micro-batc
     --effective-batch-size "$MICRO" --json "$WORK/finetune_q4.json"
 run_step finetune_q4_s2048 35 "${FT[@]}" --bits 4 --max-seq-length "$SEQ_LONG" --micro-batch-size "$MICRO_LONG" \
     --effective-batch-size "$MICRO_LONG" --json "$WORK/finetune_q4_s2048.json"
+run_step throughput 75 "$PYTHON" "$REPO/bench/throughput_check.py" --device "$DEVICE" --small "$WORK/demo/models/tiny" \
+    --large "$WORK/ft-model/$ARCH" --eval-dir "$WORK/demo/data/demo/eval" --languages "$LANGUAGES" --batch "$EVAL_BATCH" \
+    --context "$EVAL_CONTEXT" --repeats 2 --json "$WORK/throughput.json"
 rm -rf "$WORK/ft-model"  # 13 GB of random weights on the GPU machine
-run_step eval_7b 75 "$PYTHON" "$REPO/bench/eval_overhead.py" --device "$DEVICE" "${BIG[@]}" --repeats 1 \
-    --examples "$EXAMPLES" --bits 16 --shapes xquad,belebele --batch-size 32 $SMOKE \
-    --tmpdir "$WORK/eval-models" --json "$WORK/eval_overhead.json"
 
 # --- the one JSON summary -------------------------------------------------------------------------------------------
 "$PYTHON" "$REPO/bench/gpu_check_summary.py" --work "$WORK" --out "$OUT" --rehearse "$REHEARSE" \

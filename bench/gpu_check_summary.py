@@ -10,7 +10,6 @@ import argparse
 import csv
 import json
 import shutil
-import statistics
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ BENCHES = (
     "finetune_q8",
     "finetune_q4",
     "finetune_q4_s2048",
-    "eval_overhead",
+    "throughput",
 )
 
 
@@ -49,39 +48,64 @@ def finetune_run(benches: dict, name: str) -> dict | None:
     return run | {"bf16_peak_flops": (data.get("bf16_peak") or {}).get("flops_per_second")}
 
 
-def median(spread):
-    return None if not spread else spread["median"]
+# The keys of the cost estimate's throughput table (maple.cost.throughput.DEFAULT_THROUGHPUT) that
+# bench/throughput_check.py measures, under the same names and units.
+MEASURED_KEYS = (
+    "model_params_b",
+    "kv_bytes_per_token",
+    "small_model_params_b",
+    "prefill_tokens_per_s",
+    "small_prefill_tokens_per_s",
+    "prefill_slowdown",
+    "decode_slowdown",
+    "decode_step_s",
+    "small_decode_step_s",
+    "decode_batch",
+    "decode_context",
+    "startup_s",
+    "load_s",
+    "small_load_s",
+    "task_index_s",
+    "task_setup_s",
+)
+FINETUNE_RATE = {"wall": "steady_real_tokens_per_second", "cpu": "real_tokens_per_cpu_second"}
+
+
+def cost_table(
+    measured: dict | None, finetunes: dict, small_finetunes: dict | None = None, clock: str = "wall"
+) -> dict:
+    """The throughput table in the estimate's keys and units: bench/throughput_check.py's figures, and the finetune
+    steps' tokens per second by bits (the large model's; small_finetunes: the small model's, where measured). A figure
+    not measured (a step failed or did not run) is None: the estimate keeps its default for it and says so."""
+    measured = measured or {}
+    table = {key: measured.get(key) for key in MEASURED_KEYS}
+
+    def rates(runs):
+        return {b: (finetune_run({b: r}, b) or {}).get(FINETUNE_RATE[clock]) for b, r in (runs or {}).items()}
+
+    table["finetune_tokens_per_s"] = rates(finetunes)
+    table["small_finetune_tokens_per_s"] = rates(small_finetunes) if small_finetunes else None
+    return table
 
 
 def throughput(benches: dict, settings: dict) -> dict:
-    """The table the cost estimate reads: per bit-width and backend, the measured rates (None: not measured)."""
+    """The cost estimate's table (cost_table) and, beside it, what the finetune and merge steps showed."""
     runs = {bits: finetune_run(benches, name) for bits, name in FINETUNES.items()}
     long = finetune_run(benches, "finetune_q4_s2048")
     peak = next((r["bf16_peak_flops"] for r in runs.values() if r and r["bf16_peak_flops"]), None)
-    evaluation = (benches.get("eval_overhead") or {}).get("measured", {}).get("big") or {}
-    per_example = {k: median(v) for k, v in (evaluation.get("example_s") or {}).items()}
-    load_spreads = evaluation.get("load_s") or {}
     merge = benches.get("merge_eval") or {}
     agreement = (merge.get("agreement") or [{}])[0]
     return {
+        **cost_table(benches.get("throughput"), {b: benches.get(name) for b, name in FINETUNES.items()}),
         "arch": settings["arch"],
         "finetune_seq_len": settings["seq"],
         "finetune_micro_batch": settings["micro"],
-        "finetune_tokens_per_s": {b: r and r.get("steady_real_tokens_per_second") for b, r in runs.items()},
         "mfu": {b: runs[b] and runs[b].get("steady_mfu") for b in ("16", "4")},
         "bf16_peak_tflops": peak / 1e12 if peak else None,
         "peak_allocated_bytes": {b: r and r.get("peak_memory_bytes") for b, r in runs.items()},
         "q4_seq2048_micro_batch": settings["micro_long"],
         "q4_seq2048_tokens_per_s": long and long.get("steady_real_tokens_per_second"),
         "q4_seq2048_peak_reserved_bytes": long and long.get("peak_reserved_bytes"),
-        "generate_examples_per_s": {k: 1 / v for k, v in per_example.items() if v and k in ("xquad", "mlqa", "xlsum")},
-        "loglikelihood_examples_per_s": {
-            k: 1 / v for k, v in per_example.items() if v and k not in ("xquad", "mlqa", "xlsum")
-        },
-        "eval_batch_size": (benches.get("eval_overhead") or {}).get("settings", {}).get("batch_size"),
-        "load_s": {k: median(v) for k, v in (evaluation.get("load_s") or {}).items()},
-        # what the cost estimate reads as a job's fixed cost (maple.config.throughput): the median model load
-        "load_seconds": statistics.median(loads) if (loads := [median(v) for v in load_spreads.values()]) else None,
         "merged_vs_unmerged_16bit": {
             "within_tolerance": agreement.get("within_tolerance"),
             "max_score_difference": agreement.get("max_score_difference"),

@@ -209,3 +209,56 @@ def test_merge_eval_smoke_json(smoke_runs):
     assert agreement["within_tolerance"] is True and "equal within the tolerance" in stdout
     assert set(report["scores"]["merged"]) == {"demo_mc", "demo_gen"}
     assert report["scores"]["merged"] == report["scores"]["unmerged"]
+
+
+def test_estimate_vs_measured_joins_each_job_with_its_benchmark_and_gives_ratios_per_class(tmp_path):
+    """bench/estimate_vs_measured.py's joining and ratios on a small estimate: every row finds the benchmark file its
+    rule writes (finetune, evaluation shard, data job, data part), a job that did not run is left out, and each
+    class's median and spread are measured / estimated on the chosen clock."""
+    sys.path.insert(0, str(BENCH))
+    import estimate_vs_measured as evm
+
+    def row(stage, model, variant, task, job, seconds):
+        return {"stage": stage, "model": model, "variant": variant, "task": task, "job": job, "gpu_seconds": seconds}
+
+    rows = [
+        row("finetune", "tiny", "demo-r4-q16", "", "", 10.0),
+        row("finetune", "tiny", "my-data-r16-q4", "", "", 20.0),
+        row("evaluate", "tiny", "base", "demo_mc", "demo_mc", 8.0),
+        row("evaluate", "tiny", "demo-r4-q16", "demo_gen", "demo_gen.s2", 4.0),
+        row("synth_data", "smollm2", "gen", "", "gen", 50.0),
+        row("synth_data", "smollm2", "big", "", "big_p2", 30.0),
+        row("evaluate", "tiny", "demo-r4-q4", "demo_mc", "demo_mc", 8.0),  # did not run
+    ]
+    paths = [evm.benchmark_path(r) for r in rows]
+    assert paths[:6] == [
+        "benchmarks/finetune/tiny/demo/r4-q16.tsv",
+        "benchmarks/finetune/tiny/my-data/r16-q4.tsv",
+        "benchmarks/evaluate/tiny/base/demo_mc.tsv",
+        "benchmarks/evaluate/tiny/demo-r4-q16/demo_gen.s2.tsv",
+        "benchmarks/synth_data/gen.tsv",
+        "benchmarks/synth_part/big/p2.tsv",
+    ]
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for path, (wall, cpu) in zip(paths, [(30, 12), (30, 16), (20, 8), (9, 6), (80, 45), (30, 33)]):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(header + f"{wall}\t0:00:{wall}\t1\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+    measured = {p: evm.read_benchmark(tmp_path / p) for p in paths}
+    assert measured[paths[6]] is None and measured[paths[0]] == {"wall": 30.0, "cpu": 12.0, "cpu_sampled": 12.0}
+    assert evm.last_sample(80.0) == 60.0 and measured[paths[4]]["cpu"] == pytest.approx(45 * 80 / 60)
+    joined = evm.join(rows, measured)
+    assert len(joined) == 6
+    classes = {c["class"]: c for c in evm.by_class(joined, "cpu")}
+    assert set(classes) == {"finetune", "evaluate demo_mc", "evaluate demo_gen", "data"}
+    finetune = classes["finetune"]  # cpu / estimated: 1.2 and 0.8
+    assert finetune["jobs"] == 2 and finetune["ratio_median"] == pytest.approx(1.0)
+    assert (finetune["ratio_min"], finetune["ratio_max"]) == pytest.approx((0.8, 1.2))
+    assert finetune["wall_ratio_median"] == pytest.approx((3.0 + 1.5) / 2) and finetune["within_target"]
+    assert (
+        classes["evaluate demo_gen"]["ratio_median"] == pytest.approx(1.5)
+        and classes["evaluate demo_gen"]["within_target"]
+    )
+    assert classes["data"]["ratio_median"] == pytest.approx((1.2 + 1.1) / 2)  # 45 s sampled at 60 of 80 s: 60
+    assert evm.by_class(joined, "wall")[0]["ratio_median"] == pytest.approx(2.25)  # the wall clock on its own
+    walls = {c["class"]: c for c in evm.by_class(joined, "wall")}
+    assert not walls["evaluate demo_mc"]["within_target"]  # 20 / 8 = 2.5: outside 0.67-1.5

@@ -281,13 +281,14 @@ def test_local_generate_task_takes_its_answer_length():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# bench/eval_overhead.py's projection
+# bench/eval_overhead.py's projection (bench/eval_projection.py)
 
 
 def bench_module():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("eval_overhead", REPO / "bench" / "eval_overhead.py")
+    sys.path.insert(0, str(REPO / "bench"))  # its neighbours (eval_measure, finetune_models)
+    spec = importlib.util.spec_from_file_location("eval_projection", REPO / "bench" / "eval_projection.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)

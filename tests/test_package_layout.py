@@ -9,7 +9,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "workflow" / "scripts" / "maple"
 # A room may import its own floor's rooms below it and any lower floor, never a higher one.
-FLOORS = {"hub": 0, "runtime": 1, "track": 1, "train": 2, "data": 3, "config": 4, "evaluate": 4, "report": 4}
+FLOORS = {"hub": 0, "runtime": 1, "track": 1, "train": 2, "data": 3, "config": 4, "evaluate": 4, "report": 4, "cost": 5}
 MAX_LINES = 350
 
 

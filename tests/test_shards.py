@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO
-from maple.config.estimate import plan_shards, runtime_minutes, study_estimate
-from maple.config.shards import Part, plan_task_shards, split_languages
-from maple.config.throughput import DEFAULT_THROUGHPUT, SUMMARY_KEYS, ThroughputError, read_gpu_summary
 from maple.config.validation import checked_study
+from maple.cost.estimate import plan_shards, runtime_minutes, study_estimate
+from maple.cost.shards import Part, plan_task_shards, split_languages
+from maple.cost.throughput import DEFAULT_THROUGHPUT, SUMMARY_KEYS, ThroughputError, read_gpu_summary
 from maple.evaluate.scores import MergeError, merge_ranges
 
 
@@ -94,15 +97,83 @@ def test_the_throughput_table_takes_a_gpu_checks_summary(tmp_path):
     assert read_gpu_summary(None)["source"] == dict.fromkeys(SUMMARY_KEYS, "default")
     summary = tmp_path / "summary.json"
     summary.write_text(
-        json.dumps({"throughput": {"generate_examples_per_s": 50, "finetune_tokens_per_s": {"4": 7000}}})
+        json.dumps({"throughput": dict(MEASURED, finetune_tokens_per_s={"4": 7000, "8": 3100, 16: 9100})})
     )
     table = read_gpu_summary(summary)
-    assert table["generate_examples_per_s"] == 50 and table["source"]["generate_examples_per_s"] == str(summary)
-    assert table["finetune_tokens_per_s"] == {**DEFAULT_THROUGHPUT["finetune_tokens_per_s"], "4": 7000.0}
-    assert table["loglikelihood_examples_per_s"] == DEFAULT_THROUGHPUT["loglikelihood_examples_per_s"]
-    summary.write_text(json.dumps({"loglikelihood_examples_per_s": "fast"}))  # top-level keys are read too
-    with pytest.raises(ThroughputError, match="loglikelihood_examples_per_s: expected a positive number"):
+    assert table["warning"] == ""
+    assert table["decode_step_s"] == 0.05 and table["source"]["decode_step_s"] == str(summary)
+    assert table["finetune_tokens_per_s"] == {"4": 7000.0, "8": 3100.0, "16": 9100.0}  # bits as strings or integers
+    summary.write_text(json.dumps({"prefill_tokens_per_s": 20000}))  # top-level keys are read too
+    assert read_gpu_summary(summary)["prefill_tokens_per_s"] == 20000
+    summary.write_text("{not json")
+    with pytest.raises(ThroughputError, match="estimate.gpu_summary: cannot read"):
         read_gpu_summary(summary)
+
+
+# A summary as bench/gpu_check_summary.py writes it when every step ran.
+MEASURED = {
+    "model_params_b": 6.74,
+    "kv_bytes_per_token": 524288,
+    "small_model_params_b": 0.0006,
+    "finetune_tokens_per_s": {"4": 5100, "8": 2900, "16": 8800},
+    "small_finetune_tokens_per_s": {"4": 90000, "8": 80000, "16": 120000},
+    "prefill_tokens_per_s": 16000,
+    "small_prefill_tokens_per_s": 900000,
+    "prefill_slowdown": {"4": 1.4, "8": 1.9, "16": 1.0},
+    "decode_slowdown": {"4": 2.2, "8": 3.4, "16": 1.0},
+    "decode_step_s": 0.05,
+    "small_decode_step_s": 0.01,
+    "decode_batch": 32,
+    "decode_context": 528,
+    "startup_s": 21.0,
+    "load_s": 40.0,
+    "small_load_s": 1.0,
+    "task_index_s": 9.0,
+    "task_setup_s": 2.0,
+}
+
+
+def test_a_summary_with_failed_or_missing_steps_plans_with_the_defaults_and_one_warning(tmp_path):
+    """A failed step writes null (here inside a by-bits object: the 8-bit finetune failed), a step that did not run
+    leaves its keys out: the plan goes on with the defaults for exactly those keys and says so in one line."""
+    measured = dict(MEASURED, finetune_tokens_per_s={"4": 5100, "8": None, "16": 8800}, load_s=None)
+    del measured["decode_step_s"], measured["prefill_slowdown"]
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"ok": False, "throughput": measured}))
+    table = read_gpu_summary(summary)
+    assert table["finetune_tokens_per_s"] == {"4": 5100.0, "8": DEFAULT_THROUGHPUT["finetune_tokens_per_s"]["8"],
+                                              "16": 8800.0}  # fmt: skip
+    assert table["load_s"] == DEFAULT_THROUGHPUT["load_s"] and table["source"]["load_s"] == "default"
+    assert table["decode_step_s"] == DEFAULT_THROUGHPUT["decode_step_s"]
+    assert table["startup_s"] == 21.0 and table["source"]["startup_s"] == str(summary)
+    warning = table["warning"]
+    assert "\n" not in warning and str(summary) in warning
+    named = warning.split(" for ")[1].split(":")[0].split(", ")
+    assert sorted(named) == sorted(
+        ["finetune_tokens_per_s.8", "load_s", "decode_step_s", "prefill_slowdown.4", "prefill_slowdown.8",
+         "prefill_slowdown.16"]
+    )  # fmt: skip
+    summary.write_text(json.dumps({"throughput": {"prefill_tokens_per_s": "fast", "startup_s": 0}}))
+    table = read_gpu_summary(summary)  # not a number: the default, named; a fixed cost may be 0
+    assert table["prefill_tokens_per_s"] == DEFAULT_THROUGHPUT["prefill_tokens_per_s"] and table["startup_s"] == 0
+    assert "prefill_tokens_per_s" in table["warning"] and "startup_s" not in table["warning"]
+
+
+def test_a_plan_with_a_failed_gpu_check_step_warns_once_and_goes_on(tmp_path):
+    """The whole plan (Snakemake, the config check's own planning) with a summary whose steps failed."""
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"throughput": {"finetune_tokens_per_s": {"4": None}, "decode_step_s": None}}))
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["estimate"] = {"gpu_summary": str(summary)}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(tmp_path / "c.yaml"),
+         "-n", "--cores", "1", "-d", str(tmp_path)],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if "estimate.gpu_summary" in line]
+    assert len(lines) == 1 and "decode_step_s" in lines[0] and "finetune_tokens_per_s.4" in lines[0], lines
 
 
 @pytest.fixture(scope="module")
@@ -207,21 +278,29 @@ def test_the_split_size_table_names_its_sources():
 def test_model_written_datasets_are_written_in_parts_that_fit(maple_plan):
     """config/maple.yaml's generated and translated datasets: parts of their languages, every language in one part,
     each synth_part job within evaluation.max_job_hours and its runtime from its estimate."""
-    from maple.config.estimate import plan_synth_parts, synth_rows
+    from maple.cost.data_jobs import plan_synth_parts, synth_language_seconds, synth_rows
 
     study, _, _ = maple_plan
     table = read_gpu_summary(None)
-    parts = plan_synth_parts(study, table)
+    study.evaluation_params["max_job_hours"] = 2
+    try:
+        parts = plan_synth_parts(study, table)
+        rows = synth_rows(study, table, parts)
+    finally:
+        study.evaluation_params["max_job_hours"] = 5
     for name in ("multialpaca", "bactrianx"):
         assert len(parts[name]) > 1
         assert sorted(lang for part in parts[name] for lang in part) == sorted(study.datasets[name]["languages"])
-    rows = synth_rows(study, table, parts)
-    assert [r["job"] for r in rows if r["variant"] == "multialpaca"] == ["multialpaca_p1", "multialpaca_p2"]
-    assert max(r["gpu_seconds"] for r in rows) <= study.evaluation_params["max_job_hours"] * 3600
-    whole = synth_rows(study, table)  # one job per dataset: the same work, one model load each
-    assert sum(r["gpu_seconds"] for r in rows) == pytest.approx(
-        sum(r["gpu_seconds"] for r in whole) + (len(rows) - len(whole)) * table["load_seconds"], rel=1e-4
-    )
+    assert [r["job"] for r in rows if r["variant"] == "multialpaca"] == [
+        f"multialpaca_p{i}" for i in range(1, len(parts["multialpaca"]) + 1)
+    ]
+    assert max(r["gpu_seconds"] for r in rows) <= 2 * 3600
+    whole = synth_rows(study, table)  # one job per dataset: the same work, the fixed costs once
+    fixed = {
+        r["variant"]: synth_language_seconds(study, r["variant"], study.datasets[r["variant"]], table)[3] for r in whole
+    }
+    extra = sum(fixed[r["variant"]] for r in rows) - sum(fixed.values())
+    assert sum(r["gpu_seconds"] for r in rows) == pytest.approx(sum(r["gpu_seconds"] for r in whole) + extra, rel=1e-4)
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     _, demo_study = checked_study(demo, [], str(REPO))
     assert plan_synth_parts(demo_study, table) == {}  # template data: no model writes it
@@ -268,7 +347,7 @@ def test_a_range_past_the_end_of_its_split_fails_before_lm_eval_runs(tmp_path):
 def test_a_configured_runtime_shorter_than_the_estimate_is_named(maple_plan):
     """config/maple.yaml asks 720 minutes per finetune, more than any finetune's estimate x 1.2; at 300 minutes the
     plan warns, naming the longest job; without a configured runtime each job gets its own (no warning)."""
-    from maple.config.estimate_table import runtime_warnings
+    from maple.cost.table import runtime_warnings
 
     _, _, rows = maple_plan
     finetunes = [r for r in rows if r["stage"] == "finetune"]

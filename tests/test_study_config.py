@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
-from maple.config.estimate import plan_synth_parts
-from maple.config.throughput import read_gpu_summary
 from maple.config.validation import checked_study
+from maple.cost.data_jobs import plan_synth_parts
+from maple.cost.throughput import read_gpu_summary
 
 STUDY_CONFIG = REPO / "config" / "maple.yaml"
 SHIPPED_TASKS = REPO / "workflow" / "resources" / "lm_eval_tasks"
@@ -493,7 +493,7 @@ def test_each_gpu_job_asks_the_runtime_of_its_estimate(tmp_path):
     """The study's plan with no finetune runtime configured: every finetune, synth_part and evaluation job asks
     SLURM for its own estimate x runtime_margin (results/plan/estimate.csv's runtime_min); a data job without a
     model for an hour."""
-    from maple.config.estimate import plan_shards, study_estimate
+    from maple.cost.estimate import plan_shards, study_estimate
 
     config = load_study()
     config["finetune"]["resources"] = {k: v for k, v in config["finetune"]["resources"].items() if k != "runtime"}

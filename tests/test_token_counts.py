@@ -10,10 +10,11 @@ import json
 import pytest
 import yaml
 from conftest import REPO
-from maple.config.estimate import estimate_notes, plan_shards, study_estimate
-from maple.config.task_sizes import TokenCountsError, read_token_counts
-from maple.config.throughput import read_gpu_summary
 from maple.config.validation import checked_study
+from maple.cost.estimate import estimate_notes, evaluation_fixed_seconds, plan_shards, study_estimate
+from maple.cost.model_shape import model_shape
+from maple.cost.requests import TokenCountsError, read_token_counts
+from maple.cost.throughput import read_gpu_summary
 from maple.evaluate.token_counts import SAMPLE_SIZE, count_study, sample_indices
 from maple.runtime.tasks import Task
 from test_task_sources import mlqa_rows, write_parquet, xcopa_rows
@@ -130,7 +131,7 @@ def write_counts(path, rows):
 
 
 def test_counted_tokens_drive_the_estimate_and_the_shards(tmp_path):
-    """config/maple.yaml with xnli's prompts counted at about 20x the stated average for one model: its jobs cost more
+    """config/maple.yaml with xnli's prompts counted at about 60x the stated average for one model: its jobs cost more
     and it needs more shards; a row not counted (sampled 0) and the other model keep the stated figures."""
     config = yaml.safe_load((REPO / "config" / "maple.yaml").read_text())
     _, study = checked_study(config, [], str(REPO))
@@ -139,7 +140,7 @@ def test_counted_tokens_drive_the_estimate_and_the_shards(tmp_path):
     langs = study.tasks["xnli"].languages
     counts = tmp_path / "tokens.csv"
     rows = [
-        {"model": model, "task": "xnli", "lang": lang, "sampled": 32, "prompt_tokens": 1200.0, "answer_tokens": 0.0}
+        {"model": model, "task": "xnli", "lang": lang, "sampled": 32, "prompt_tokens": 4000.0, "answer_tokens": 0.0}
         for lang in langs
     ]
     rows.append({"model": model, "task": "xcopa", "lang": "et", "sampled": 0, "prompt_tokens": 0, "answer_tokens": 0})
@@ -152,8 +153,9 @@ def test_counted_tokens_drive_the_estimate_and_the_shards(tmp_path):
     after_shards = plan_shards(study, table, tokens)
     after = study_estimate(study, after_shards, table, tokens)
 
-    def seconds(estimate, task, m):  # examples' seconds, without each job's model load (more shards, more loads)
-        return sum(r["gpu_seconds"] - table["load_seconds"] for r in estimate if r["task"] == task and r["model"] == m)
+    def seconds(estimate, task, m):  # examples' seconds, without each job's fixed cost (more shards, more loads)
+        fixed = evaluation_fixed_seconds(table, model_shape(study.models[m], study.tiny_model))
+        return sum(r["gpu_seconds"] - fixed for r in estimate if r["task"] == task and r["model"] == m)
 
     other = next(m for m in study.models if m != model)
     assert seconds(after, "xnli", model) > 2 * seconds(before, "xnli", model)

@@ -14,11 +14,12 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from conftest import REPO, planned_jobs, small_config, write_config
-from maple.config.estimate import plan_shards, runtime_minutes, study_estimate
 from maple.config.lora_groups import LoraGroup, lora_groups
 from maple.config.study import ConfigError
-from maple.config.throughput import read_gpu_summary
 from maple.config.validation import checked_study
+from maple.cost.estimate import evaluation_fixed_seconds, plan_shards, runtime_minutes, study_estimate
+from maple.cost.model_shape import model_shape
+from maple.cost.throughput import read_gpu_summary
 from test_shards import planned_workflow
 
 
@@ -71,8 +72,8 @@ def test_a_group_jobs_estimate_is_its_variants_less_the_extra_model_loads(maple_
     per_variant = [r for r in study_estimate(hf, shards, table) if r["task"] == "xquad"]  # the same shards
     groups = lora_groups(study)
     assert len(rows) == len(study.models) * len(groups) * len(shards["xquad"])
-    load = table["load_seconds"]
     for row in rows:
+        load = evaluation_fixed_seconds(table, model_shape(study.models[row["model"]], study.tiny_model))
         (group,) = [g for g in groups if g.name == row["variant"]]
         members = [
             r
@@ -90,10 +91,16 @@ def test_a_group_jobs_estimate_is_its_variants_less_the_extra_model_loads(maple_
 
 def test_a_vllm_tasks_shards_are_sized_on_its_largest_group(maple_vllm):
     study, hf, table = maple_vllm
-    limit = study.evaluation_params["max_job_hours"] * 3600
-    shards = plan_shards(study, table)
-    assert len(shards["xquad"]) > len(plan_shards(hf, table)["xquad"]) == 1
-    rows = [r for r in study_estimate(study, shards, table) if r["stage"] == "evaluate"]
+    for s in (study, hf):  # a limit one variant's xquad job fits and a group's does not
+        s.evaluation_params["max_job_hours"] = 2
+    try:
+        limit = study.evaluation_params["max_job_hours"] * 3600
+        shards = plan_shards(study, table)
+        assert len(shards["xquad"]) > len(plan_shards(hf, table)["xquad"]) == 1
+        rows = [r for r in study_estimate(study, shards, table) if r["stage"] == "evaluate"]
+    finally:
+        for s in (study, hf):
+            s.evaluation_params["max_job_hours"] = 5
     assert max(r["gpu_seconds"] for r in rows if r["task"] == "xquad") <= limit
     assert {lang for s in shards["xquad"] for lang in s.languages} == set(study.tasks["xquad"].languages)
 
@@ -101,12 +108,14 @@ def test_a_vllm_tasks_shards_are_sized_on_its_largest_group(maple_vllm):
 # One second per generated example, loglikelihood free, no load time (as tests/test_sharded_evaluation.py): with
 # max_job_hours at 24 s, one variant's language (16 examples) fits a job, the 16-bit group's three do not.
 SUMMARY = {
-    "throughput": {
-        "model_params_b": 0.001,
-        "loglikelihood_examples_per_s": 1e9,
-        "generate_examples_per_s": 0.75,
-        "load_seconds": 0,
-        "eval_slowdown": {"4": 1, "8": 1, "16": 1},
+    "throughput": {  # loglikelihood free, no fixed costs, one decode step 1.5 s at any size: 20.5-21 steps a batch
+        "prefill_tokens_per_s": 1e12,  # of 32 for the demo's generation task, so just under a second per generated example
+        "small_prefill_tokens_per_s": 1e12,
+        "decode_step_s": 1.5,
+        "small_decode_step_s": 1.5,
+        **dict.fromkeys(("startup_s", "load_s", "small_load_s", "task_index_s", "task_setup_s"), 0),
+        "prefill_slowdown": {"4": 1, "8": 1, "16": 1},
+        "decode_slowdown": {"4": 1, "8": 1, "16": 1},
     }
 }
 

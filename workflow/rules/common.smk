@@ -29,13 +29,13 @@ from maple.config.stage_versions import STAGE_VERSIONS  # noqa: E402
 from maple.config.study import BASE_VARIANT, Finetune  # noqa: E402
 from maple.hub.task_sources import task_mirrors  # noqa: E402
 from maple.config.validation import ConfigError, checked_study, lm_eval_tasks_dir  # noqa: E402
-from maple.config.estimate import estimate_notes  # noqa: E402
-from maple.config.estimate_table import STAGE_KEYS, runtime_warnings, total_line  # noqa: E402
+from maple.cost.estimate import estimate_notes  # noqa: E402
+from maple.cost.table import STAGE_KEYS, runtime_warnings, total_line  # noqa: E402
 from maple.config.lora_groups import lora_groups  # noqa: E402
-from maple.config.shards import split_languages  # noqa: E402
-from maple.config.study_plan import study_plan  # noqa: E402
-from maple.config.task_sizes import TokenCountsError  # noqa: E402
-from maple.config.throughput import ThroughputError  # noqa: E402
+from maple.cost.shards import split_languages  # noqa: E402
+from maple.cost.plan import study_plan  # noqa: E402
+from maple.cost.requests import TokenCountsError  # noqa: E402
+from maple.cost.throughput import ThroughputError  # noqa: E402
 from maple.evaluate.vllm_engine import max_lora_rank  # noqa: E402
 from maple.track.settings import tracking_environment  # noqa: E402
 
@@ -89,7 +89,7 @@ RUNTIME_WARNINGS = runtime_warnings(
 ESTIMATE_NOTES = estimate_notes(STUDY, TOKENS, config["estimate"]["token_counts"]) + RUNTIME_WARNINGS
 if workflow.is_main_process:
     logger.info(total_line(ESTIMATE, ESTIMATE_SETTINGS["max_job_hours"]))
-    for line in RUNTIME_WARNINGS:
+    for line in filter(None, [THROUGHPUT["warning"], *RUNTIME_WARNINGS]):
         logger.warning(f"Warning: {line}")
 LEXICON_DIR = os.path.join(WORKFLOW_DIR, "resources", "lexicons")
 # Every rule runs in this software environment under `--software-deployment-method conda`; its pins are

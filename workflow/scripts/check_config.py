@@ -1,6 +1,6 @@
 """Every check the workflow makes of a config, offline and without Snakemake; for a YAML error it names the file,
 line and column (Snakemake's own message for a --configfile names neither). It then prints the study's cost
-estimate as every plan does (the GPU jobs, their shards and parts: maple.config.study_plan).
+estimate as every plan does (the GPU jobs, their shards and parts: maple.cost.plan).
 
     python workflow/scripts/check_config.py CONFIG.yaml
 """
@@ -8,11 +8,11 @@ estimate as every plan does (the GPU jobs, their shards and parts: maple.config.
 import os
 import sys
 
-from maple.config.estimate_table import total_line
-from maple.config.study_plan import study_plan
-from maple.config.task_sizes import TokenCountsError
-from maple.config.throughput import ThroughputError
 from maple.config.validation import ConfigError, checked_study, load_yaml_strict
+from maple.cost.plan import study_plan
+from maple.cost.requests import TokenCountsError
+from maple.cost.table import total_line
+from maple.cost.throughput import ThroughputError
 
 if __name__ == "__main__":
     path = sys.argv[1]

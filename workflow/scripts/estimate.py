@@ -1,7 +1,7 @@
 """Snakemake rule estimate: the study's cost estimate as results/plan/estimate.csv and estimate.md (the rows are
-worked out at planning: maple.config.estimate)."""
+worked out at planning: maple.cost.estimate)."""
 
-from maple.config.estimate_table import estimate_csv, estimate_markdown, total_line
+from maple.cost.table import estimate_csv, estimate_markdown, total_line
 from maple.runtime.atomic import write_text
 from maple.runtime.jobs import logged_to
 

@@ -9,7 +9,7 @@ the info preflight already fetched to resolve the revision. A task that reads th
 files only): its sizes are checked against the card of the dataset's main branch, the data the conversion is made
 from (one more dataset_info per repository). Where the hub is offline, a task's data is not read from the hub, or
 the card gives no size, the report says "not checked" and why; a figure that differs is a problem. The cost estimate
-(maple.config.task_sizes) reads the same rows."""
+(maple.cost.requests) reads the same rows."""
 
 from __future__ import annotations
 

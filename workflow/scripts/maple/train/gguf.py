@@ -126,6 +126,34 @@ def read_architecture(path: str | os.PathLike) -> str:
     raise GGUFError(f"{str(path)!r}: its GGUF header has no general.architecture")
 
 
+def read_metadata(path: str | os.PathLike, keys) -> dict:
+    """The scalar values of `keys` in a GGUF file's header (an array's length in place of the array), reading the
+    header only; a key not in it is left out. Raises GGUFError as read_architecture does."""
+    wanted, found = set(keys), {}
+    with open(path, "rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            raise GGUFError(f"{str(path)!r} is not a GGUF file (it does not start with the magic bytes 'GGUF')")
+        read = _reader(f, path)
+        if read("I") not in GGUF_VERSIONS:
+            raise GGUFError(f"{str(path)!r}: unknown GGUF version")
+        read("Q")  # tensor count
+        for _ in range(read("Q")):
+            key = f.read(read("Q")).decode("utf-8", errors="replace")
+            value_type = read("I")
+            if key in wanted and value_type in _SCALAR_FORMATS:
+                found[key] = read(_SCALAR_FORMATS[value_type])
+            elif key in wanted and value_type == _ARRAY:
+                read("I")
+                found[key] = read("Q")
+                f.seek(-12, os.SEEK_CUR)
+                _skip_value(f, read, value_type, path)
+            else:
+                _skip_value(f, read, value_type, path)
+            if wanted <= found.keys():
+                break
+    return found
+
+
 def _dict_keys(source_file: Path, name: str) -> set[str]:
     """The string keys of the module-level dict literal `name` in a Python file (read as text, not imported)."""
     tree = ast.parse(source_file.read_text(encoding="utf-8"))

@@ -1,55 +1,37 @@
 """The cost estimate of a study before any GPU job: per job its examples, tokens and GPU-seconds, from the config,
-the shipped split sizes (maple.config.task_sizes) and the throughput table (maple.config.throughput). The same
-figures size the evaluation shards (maple.config.shards) and each job's SLURM runtime. No model is loaded and nothing
+the shipped split sizes (maple.cost.requests) and the throughput table (maple.cost.throughput). The same
+figures size the evaluation shards (maple.cost.shards) and each job's SLURM runtime. No model is loaded and nothing
 is read from the network. docs/cost-and-sharding.md explains the model of cost and its assumptions."""
 
 from __future__ import annotations
 
-import math
-import re
-
 from maple.config.lora_groups import eval_bits, lora_groups
-from maple.config.shards import Shard, plan_task_shards
-from maple.config.task_sizes import (
-    LangCost,
-    generation_batch,
-    language_costs,
-    measured_tokens,
-    steps_per_batch,
-    token_factor,
-)
-from maple.config.throughput import finetune_seconds, generate_seconds, loglikelihood_seconds
-
-RUNTIME_FLOOR_MINUTES = 10  # the shortest SLURM runtime a job asks for (start-up, queue-side accounting)
-DEFAULT_PARAMS_B = 7.0  # a model whose size is found neither in its name nor in its config
+from maple.cost.data_jobs import synth_rows
+from maple.cost.model_shape import ModelShape, model_shape
+from maple.cost.requests import LangCost, language_costs, measured_tokens, steps_per_batch, token_factor
+from maple.cost.rows import job_row, runtime_minutes
+from maple.cost.shards import Shard, plan_task_shards
+from maple.cost.throughput import decode_step_seconds, finetune_seconds, load_seconds, prefill_seconds
 
 
-def model_params_b(model, tiny_model: dict) -> float:
-    """Billions of parameters: a built tiny model's from its config; else from a size in its hub id or GGUF file
-    name (7b, 135M, 1.5B); else DEFAULT_PARAMS_B."""
-    if model.build:
-        h, i, n, v = (
-            tiny_model.get(k, d)
-            for k, d in (
-                ("hidden_size", 128),
-                ("intermediate_size", 256),
-                ("num_hidden_layers", 2),
-                ("vocab_size", 2000),
-            )
-        )
-        return (n * (4 * h * h + 3 * h * i) + 2 * v * h) / 1e9
-    name = f"{model.gguf or ''} {model.source}"
-    match = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([bBmM])(?![a-zA-Z])", name)
-    if match:
-        value = float(match[1])
-        return value if match[2] in "bB" else value / 1000
-    return DEFAULT_PARAMS_B
+def generation_seconds(table: dict, shape: ModelShape, prompt: float, steps: float, batch: int, bits: int) -> float:
+    """Seconds of one generation in a batch of `batch`: its prompt's forward, then its share of the batch's decode
+    steps, each reading the weights and the batch's KV cache at the mean context (prompt + half the steps)."""
+    step = decode_step_seconds(table, shape.params_b, shape.kv_bytes_per_token, batch, prompt + steps / 2, bits)
+    return prefill_seconds(table, prompt, shape.params_b, bits) + steps * step / max(batch, 1)
 
 
-def seconds_per_example(cost: LangCost, table: dict, params_b: float, bits: int) -> float:
+def seconds_per_example(cost: LangCost, table: dict, shape: ModelShape, bits: int) -> float:
+    """One example's seconds: its forwards as HFLM runs them (LangCost.forwards: one per example where the choices
+    are one token each), or its generation."""
     if cost.choices:
-        return loglikelihood_seconds(table, cost.choices, cost.prompt_tokens, params_b, bits)
-    return generate_seconds(table, 1, cost.prompt_tokens, steps_per_batch(cost), cost.gen_batch, params_b, bits)
+        return prefill_seconds(table, cost.forwards * cost.prompt_tokens, shape.params_b, bits)
+    return generation_seconds(table, shape, cost.prompt_tokens, steps_per_batch(cost), cost.gen_batch, bits)
+
+
+def evaluation_fixed_seconds(table: dict, shape: ModelShape) -> float:
+    """An evaluation job's cost before its first language: start-up, the model's load, lm-eval's task index."""
+    return load_seconds(table, shape.params_b) + table["task_index_s"]
 
 
 def part_examples(part, cost: LangCost) -> int:
@@ -60,7 +42,7 @@ def plan_shards(study, table: dict, tokens: dict | None = None) -> dict[str, lis
     """Every task's shards, sized on the study's slowest job so that the same shards serve every variant (one rule
     per shard): the slowest (model, bit-width) of one variant; for a task with engine vllm, the slowest group of a
     model's variants at one bit-width, whose job scores each of them (maple.config.lora_groups). tokens: counted
-    tokens (maple.config.task_sizes.read_token_counts), else {}."""
+    tokens (maple.cost.requests.read_token_counts), else {}."""
     ev = study.evaluation_params
     variants = {(m, eval_bits(study, study.finetune_of(m, v))) for m in study.models for v in study.variants(m)}
     group_sizes = {g.bits: len(g.variants) for g in lora_groups(study)}
@@ -71,20 +53,24 @@ def plan_shards(study, table: dict, tokens: dict | None = None) -> dict[str, lis
             (language_costs(task, study, measured_tokens(tokens or {}, m, alias)), m, bits) for m, bits in variants
         ]
         costs = per_variant[0][0]
-        seconds = {
+        seconds = {  # each language's task building spread over its examples
             c.lang: max(
                 weight[bits]
-                * seconds_per_example(cs[i], table, model_params_b(study.models[m], study.tiny_model), bits)
+                * (
+                    seconds_per_example(cs[i], table, model_shape(study.models[m], study.tiny_model), bits)
+                    + table["task_setup_s"] / max(c.examples, 1)
+                )
                 for cs, m, bits in per_variant
             )
             for i, c in enumerate(costs)
         }
+        slowest = max((model_shape(study.models[m], study.tiny_model) for m in study.models), key=lambda s: s.params_b)
         plans[alias] = plan_task_shards(
             alias,
             {c.lang: c.examples for c in costs},
             seconds,
             max_seconds=ev["max_job_hours"] * 3600,
-            overhead_seconds=table["load_seconds"],
+            overhead_seconds=evaluation_fixed_seconds(table, slowest),
             min_examples=ev["min_shard_examples"],
             max_languages=ev["languages_per_shard"],
             ranges_allowed=task.num_fewshot == 0,
@@ -92,15 +78,16 @@ def plan_shards(study, table: dict, tokens: dict | None = None) -> dict[str, lis
     return plans
 
 
-def shard_cost(shard: Shard, costs: dict[str, LangCost], table: dict, params_b: float, bits: int) -> tuple:
-    """(examples, tokens, seconds) of one variant's evaluation of one shard, the model load left out."""
+def shard_cost(shard: Shard, costs: dict[str, LangCost], table: dict, shape: ModelShape, bits: int) -> tuple:
+    """(examples, tokens, seconds) of one variant's evaluation of one shard: each part's task building and
+    examples, the model load left out. tokens: those the model reads (forwards) and writes (answers)."""
     examples = tokens = seconds = 0.0
     for part in shard.parts:
         c = costs[part.lang]
         n = part_examples(part, c)
         examples += n
-        tokens += n * (max(c.choices, 1) * c.prompt_tokens + c.new_tokens)
-        seconds += n * seconds_per_example(c, table, params_b, bits)
+        tokens += n * (c.forwards * c.prompt_tokens + (steps_per_batch(c) if not c.choices else 0))
+        seconds += table["task_setup_s"] + n * seconds_per_example(c, table, shape, bits)
     return examples, tokens, seconds
 
 
@@ -117,13 +104,13 @@ def evaluation_rows(study, shards: dict[str, list[Shard]], table: dict, counted:
         else:  # the group's rows, once: at its first variant
             jobs = [(g.name, g.bits, len(g.variants)) for g in groups if g.variants[0] == variant]
         costs = {c.lang: c for c in language_costs(task, study, measured_tokens(counted or {}, model, alias))}
-        params_b = model_params_b(study.models[model], study.tiny_model)
+        shape = model_shape(study.models[model], study.tiny_model)
         kind = "generate" if task_is_generation(costs) else "loglikelihood"
         for label, bits, members in jobs:
             for shard in shards[alias]:
-                examples, tokens, seconds = shard_cost(shard, costs, table, params_b, bits)
+                examples, tokens, seconds = shard_cost(shard, costs, table, shape, bits)
                 rows.append(
-                    _row(
+                    job_row(
                         "evaluate",
                         model,
                         label,
@@ -132,7 +119,7 @@ def evaluation_rows(study, shards: dict[str, list[Shard]], table: dict, counted:
                         [p.label for p in shard.parts],
                         members * examples,
                         members * tokens,
-                        table["load_seconds"] + members * seconds,
+                        evaluation_fixed_seconds(table, shape) + members * seconds,
                         kind=kind,
                     )
                 )
@@ -181,97 +168,10 @@ def finetune_rows(study, table: dict, counted: dict | None = None) -> list[dict]
         ) / len(spec["languages"])
         processed = records * ft["epochs"] if ft["max_steps"] == -1 else ft["max_steps"] * ft["effective_batch_size"]
         tokens = processed * per_record
-        params_b = model_params_b(study.models[f.model], study.tiny_model)
-        seconds = table["load_seconds"] + finetune_seconds(table, tokens, params_b, f.bits)
-        rows.append(_row("finetune", f.model, f.variant, "", "", [], processed, tokens, seconds, kind="train"))
+        params_b = model_shape(study.models[f.model], study.tiny_model).params_b
+        seconds = load_seconds(table, params_b) + finetune_seconds(table, tokens, params_b, f.bits)
+        rows.append(job_row("finetune", f.model, f.variant, "", "", [], processed, tokens, seconds, kind="train"))
     return rows
-
-
-MODEL_WRITTEN = ("generate", "translate")
-
-
-def synth_language_seconds(spec: dict, table: dict) -> tuple[float, float, str]:
-    """(generations per language, GPU-seconds per language, the teacher) of a dataset a model writes (generate:
-    instruction and response steps; translate: translation and, with responses teacher, the responses), with the
-    teacher's size taken from its name."""
-    n = int(spec.get("n_per_language") or spec.get("n_train_per_language", 120) + spec.get("n_eval_per_language", 40))
-    teacher = str(spec.get("teacher") or spec.get("translator") or "")
-    match = re.search(r"(\d+(?:\.\d+)?)([bBmM])", teacher)
-    params_b = (float(match[1]) / (1 if match[2] in "bB" else 1000)) if match else DEFAULT_PARAMS_B
-    batch = generation_batch(spec.get("batch_size", 8))
-    new = spec.get("max_new_tokens", 256)
-    steps = 2 if spec["backend"] == "generate" or spec.get("responses") == "teacher" else 1
-    examples = n * steps * 1.3  # candidates beyond n: filters and oversampling
-    return examples, generate_seconds(table, examples, 200, new, batch, params_b, 16), teacher  # to the cap
-
-
-def plan_synth_parts(study, table: dict) -> dict[str, list[tuple[str, ...]]]:
-    """A model-written dataset's languages in parts (synth_part jobs) so that none is estimated over
-    evaluation.max_job_hours; [] for a dataset that fits one synth_data job (or is not model-written)."""
-    ev = study.evaluation_params
-    parts = {}
-    for name, spec in study.datasets.items():
-        if spec["backend"] not in MODEL_WRITTEN:
-            continue
-        _, per_language, _ = synth_language_seconds(spec, table)
-        langs = list(spec["languages"])
-        shards = plan_task_shards(
-            name,
-            dict.fromkeys(langs, 1),
-            dict.fromkeys(langs, per_language),
-            max_seconds=ev["max_job_hours"] * 3600,
-            overhead_seconds=table["load_seconds"],
-            ranges_allowed=False,
-        )
-        parts[name] = [tuple(s.languages) for s in shards] if len(shards) > 1 else []
-    return parts
-
-
-def synth_rows(study, table: dict, parts: dict | None = None) -> list[dict]:
-    """One row per data job a model runs: the dataset's synth_data job, or each of its synth_part jobs."""
-    rows = []
-    for name, spec in study.datasets.items():
-        if spec["backend"] not in MODEL_WRITTEN:
-            continue
-        examples, seconds, teacher = synth_language_seconds(spec, table)
-        groups = (parts or {}).get(name) or [tuple(spec["languages"])]
-        for index, langs in enumerate(groups, start=1):
-            job = f"{name}_p{index}" if len(groups) > 1 else name
-            rows.append(
-                _row(
-                    "synth_data",
-                    teacher,
-                    name,
-                    "",
-                    job,
-                    list(langs),
-                    examples * len(langs),
-                    examples * len(langs) * (200 + spec.get("max_new_tokens", 256)),
-                    table["load_seconds"] + seconds * len(langs),
-                    kind="generate",
-                )
-            )
-    return rows
-
-
-def _row(stage, model, variant, task, job, parts, examples, tokens, seconds, kind) -> dict:
-    return {
-        "stage": stage,
-        "kind": kind,
-        "model": model,
-        "variant": variant,
-        "task": task,
-        "job": job,
-        "parts": " ".join(parts),
-        "examples": int(round(examples)),
-        "tokens": int(round(tokens)),
-        "gpu_seconds": round(seconds, 1),
-    }
-
-
-def runtime_minutes(seconds: float, margin: float) -> int:
-    """A job's SLURM runtime: its estimate times the margin, in whole minutes, at least RUNTIME_FLOOR_MINUTES."""
-    return max(math.ceil(seconds * margin / 60), RUNTIME_FLOOR_MINUTES)
 
 
 def study_estimate(
@@ -298,8 +198,12 @@ def estimate_notes(study, tokens: dict | None = None, token_file: str | None = N
         if unknown:
             notes.append(f"{alias}: no split size in workflow/resources/task_sizes.csv for {unknown}; assumed 1000")
     for alias, model in study.models.items():
-        notes.append(f"model {alias}: {model_params_b(model, study.tiny_model):.3g} B parameters")
-    stated = "stated English averages per task family times a per-script tokenizer factor (maple.config.task_sizes)"
+        shape = model_shape(model, study.tiny_model)
+        notes.append(
+            f"model {alias}: {shape.params_b:.3g} B parameters, {shape.layers} layers, {shape.kv_heads} KV heads of "
+            f"{shape.head_dim} ({shape.source})"
+        )
+    stated = "stated English averages per task family times a per-script tokenizer factor (maple.cost.requests)"
     evaluated = sum(len(t.languages) for t in study.tasks.values()) * len(study.models)
     trained = {
         (f.model, f"train:{f.data}", lang) for f in study.finetunes for lang in study.datasets[f.data]["languages"]

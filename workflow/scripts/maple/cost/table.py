@@ -1,6 +1,6 @@
 """The cost estimate as files and one line: results/plan/estimate.csv (one row per GPU job), estimate.md (the
 total, the figures by job class, the throughput table and where each figure came from) and the total the plan
-prints (maple.config.estimate makes the rows)."""
+prints (maple.cost.estimate makes the rows)."""
 
 from __future__ import annotations
 
@@ -109,8 +109,10 @@ def estimate_markdown(rows: list[dict], table: dict, evaluation: dict, notes: li
         )
     lines += ["", "## Throughput", "", "| figure | value | from |", "| --- | --- | --- |"]
     for key, value in table.items():
-        if key != "source":
+        if key not in ("source", "warning"):
             lines.append(f"| {key} | {value} | {table['source'][key]} |")
+    if table.get("warning"):
+        notes = [table["warning"], *notes]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"

@@ -16,13 +16,15 @@ from functools import lru_cache
 
 from maple.hub.split_sizes import SIZES_FILE, table_rows
 
-# Per task family: choices (loglikelihood requests per example; 0: generation), English prompt tokens (Llama-2 /
+# Per task family: choices (loglikelihood requests per example; 0: generation; one_token_choices: every continuation
+# is one token, so HFLM runs one forward for all of an example's requests), English prompt tokens (Llama-2 /
 # Mistral tokenizers; an estimate from the datasets' published average lengths) and, for generation, lm-eval's own
 # max_gen_toks (new_tokens: the cap a batch decodes to unless every member stops earlier) and the tokens of a
 # typical answer up to its stop sequence (answer_tokens: XQuAD / MLQA answers are spans of a few words, XL-Sum
 # summaries one sentence).
 FAMILIES = {
-    "belebele": {"choices": 4, "prompt_tokens": 180, "new_tokens": 0},  # passage ~ 80 words, question, 4 answers
+    # passage ~ 80 words, question, 4 answers; the choices " A" .. " D" are one token each after "Answer:"
+    "belebele": {"choices": 4, "prompt_tokens": 180, "new_tokens": 0, "one_token_choices": True},
     "xcopa": {"choices": 2, "prompt_tokens": 20, "new_tokens": 0},
     "xnli": {"choices": 3, "prompt_tokens": 50, "new_tokens": 0},  # premise + hypothesis in each choice
     "xstorycloze": {"choices": 2, "prompt_tokens": 60, "new_tokens": 0},  # four sentences, two endings
@@ -48,7 +50,7 @@ FAMILIES = {
     "local_generate": {"choices": 0, "prompt_tokens": 40, "new_tokens": 24, "answer_tokens": 6},
 }
 # The share of answers that do not stop at the stop sequence and run to the cap (a base model that goes on writing):
-# a batch of B decodes to the cap unless none of its B members does so (maple.config.task_sizes.steps_per_batch).
+# a batch of B decodes to the cap unless none of its B members does so (maple.cost.requests.steps_per_batch).
 RUN_ON_SHARE = 0.05
 UNKNOWN_EXAMPLES = 1000  # an lm-eval task missing from the table: stated, and named in the estimate's notes
 
@@ -82,6 +84,7 @@ class LangCost:
     lang: str
     examples: int
     choices: int  # loglikelihood requests per example; 0 for generation
+    forwards: int  # forwards per example as HFLM runs them (forwards_per_example)
     prompt_tokens: float
     new_tokens: int  # generation: the decode cap
     answer_tokens: int  # generation: a typical answer's tokens up to its stop sequence
@@ -187,6 +190,7 @@ def language_costs(task, study, measured: dict | None = None) -> list[LangCost]:
                 lang=lang,
                 examples=examples,
                 choices=family["choices"],
+                forwards=forwards_per_example(family),
                 prompt_tokens=math.ceil(prompt),
                 new_tokens=new_tokens if family["choices"] == 0 else 0,
                 answer_tokens=math.ceil(answer),
@@ -195,6 +199,16 @@ def language_costs(task, study, measured: dict | None = None) -> list[LangCost]:
             )
         )
     return costs
+
+
+def forwards_per_example(family: dict) -> int:
+    """HFLM's forwards for one example (lm_eval 0.4.13, HFLM._loglikelihood_tokens): with logits_cache (on by
+    default) its Collator groups requests by context + continuation[:-1] (group_by="contexts"), so choices whose
+    continuations are one token each share one forward; longer continuations differ and run one forward each. A
+    generation example is one prompt."""
+    if family["choices"] == 0 or family.get("one_token_choices"):
+        return 1
+    return family["choices"]
 
 
 def steps_per_batch(cost: LangCost) -> float:
