@@ -491,7 +491,8 @@ def test_an_evaluation_job_gets_the_study_task_back():
 @pytest.mark.slow
 def test_each_gpu_job_asks_the_runtime_of_its_estimate(tmp_path):
     """The study's plan with no finetune runtime configured: every finetune, synth_part and evaluation job asks
-    SLURM for its own estimate x runtime_margin (results/plan/estimate.csv's runtime_min); a data job without a
+    SLURM for its own estimate x runtime_margin (results/plan/estimate.csv's runtime_min), a model-written dataset in one
+    synth_data job too; a data job without a
     model for an hour."""
     from maple.cost.estimate import plan_shards, study_estimate
 
@@ -505,10 +506,12 @@ def test_each_gpu_job_asks_the_runtime_of_its_estimate(tmp_path):
         if r["stage"] == "finetune":
             data, rank, bits = re.fullmatch(r"(.+)-r(\d+)-q(\d+)", r["variant"]).groups()
             expected[("finetune", f"model={r['model']}, data={data}, rank={rank}, bits={bits}")] = r["runtime_min"]
-        elif r["stage"] == "synth_data":
+        elif r["stage"] == "synth_data" and re.fullmatch(r".+_p\d+", r["job"]):
             data, part = r["job"].rsplit("_p", 1)
             expected[("synth_part", f"data={data}, part={part}")] = r["runtime_min"]
             expected[("synth_data_from_parts", f"data={data}")] = 60  # no model: holds the parts out
+        elif r["stage"] == "synth_data":  # a model-written dataset within evaluation.max_job_hours: one job
+            expected[("synth_data", f"data={r['job']}")] = r["runtime_min"]
         else:
             expected[(r["job"], f"model={r['model']}, variant={r['variant']}")] = r["runtime_min"]
     config_file = tmp_path / "study.yaml"
