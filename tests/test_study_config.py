@@ -490,10 +490,9 @@ def test_an_evaluation_job_gets_the_study_task_back():
 
 @pytest.mark.slow
 def test_each_gpu_job_asks_the_runtime_of_its_estimate(tmp_path):
-    """The study's plan with no finetune runtime configured: every finetune, synth_part and evaluation job asks
-    SLURM for its own estimate x runtime_margin (results/plan/estimate.csv's runtime_min), a model-written dataset in one
-    synth_data job too; a data job without a
-    model for an hour."""
+    """The study's plan with no finetune runtime configured: every finetune, synth_part, model-written synth_data and
+    evaluation job asks SLURM for its own estimate x runtime_margin (results/plan/estimate.csv's runtime_min); a data
+    job without a model for an hour."""
     from maple.cost.estimate import plan_shards, study_estimate
 
     config = load_study()
