@@ -468,7 +468,7 @@ def test_study_with_mirrors_plans_offline(tmp_path):
     mirrors = {hub_id: str(tmp_path / "mirrors" / hub_id) for hub_id in ("facebook/mlqa", "tatsu-lab/alpaca")}
     config = write_config(tmp_path / "work", {**study(), "dataset_mirrors": mirrors})
     jobs = planned_jobs(tmp_path / "work", config=config)
-    assert sum(jobs.values()) == 606 and jobs["evaluate_mlqa"] == 74  # 604 + preflight and prefetch
+    assert sum(jobs.values()) == 602 and jobs["evaluate_mlqa"] == 74  # 600 + preflight and prefetch
 
 
 def test_hub_backend_reads_data_files_past_a_loading_script(monkeypatch):
