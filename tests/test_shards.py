@@ -358,3 +358,7 @@ def test_a_configured_runtime_shorter_than_the_estimate_is_named(maple_plan):
     assert line.startswith(f"{len(over)} finetune jobs are estimated over finetune.resources.runtime 300 min")
     assert f"the longest {longest} min" in line and "resumes from its last checkpoint" in line
     assert runtime_warnings(rows, {"finetune": None, "evaluate": None}) == []
+    # a runtime written as Snakemake reads one: "300", "300m", "5h" are the same 300 minutes
+    for written in ("300", "300m", "5h"):
+        assert runtime_warnings(rows, {"finetune": written, "evaluate": None}) == [line]
+    assert runtime_warnings(rows, {"finetune": "12h", "evaluate": None}) == []

@@ -55,11 +55,24 @@ def total_line(rows: list[dict], max_job_hours: float) -> str:
 STAGE_KEYS = {"finetune": "finetune", "evaluate": "evaluation"}  # the config section of a stage's resources
 
 
-def runtime_warnings(rows: list[dict], configured: dict[str, int | None]) -> list[str]:
+def configured_minutes(value) -> float | None:
+    """A configured runtime in minutes: a number, or a string as Snakemake reads one ("90", "90m", "2h")."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    text = str(value).strip("'\" ")
+    if text.isdecimal():
+        return int(text)
+    import humanfriendly
+
+    return humanfriendly.parse_timespan(text) / 60
+
+
+def runtime_warnings(rows: list[dict], configured: dict[str, int | str | None]) -> list[str]:
     """One line per stage whose configured SLURM runtime (<section>.resources.runtime, minutes; None: each job's
     own from its estimate) is shorter than some of its jobs' estimate x runtime_margin."""
     lines = []
     for stage, minutes in configured.items():
+        minutes = configured_minutes(minutes)
         over = [r for r in rows if r["stage"] == stage and minutes and r["runtime_min"] > minutes]
         if not over:
             continue
@@ -71,7 +84,7 @@ def runtime_warnings(rows: list[dict], configured: dict[str, int | None]) -> lis
         )
         job = " ".join(filter(None, (worst["model"], worst["variant"], worst["job"])))
         lines.append(
-            f"{len(over)} {stage} jobs are estimated over {STAGE_KEYS[stage]}.resources.runtime {minutes} min "
+            f"{len(over)} {stage} jobs are estimated over {STAGE_KEYS[stage]}.resources.runtime {minutes:g} min "
             f"(the longest {worst['runtime_min']} min: {job}): raise it, or remove it to give each job its "
             f"estimate.{resume}"
         )
