@@ -147,6 +147,19 @@ def demo_run(tmp_path_factory):
     return workdir, time.time() - started, config
 
 
+# A GPU-check summary for plans that only decode (tests/test_sharded_evaluation.py, tests/test_vllm_groups.py).
+DECODE_ONLY_SUMMARY = {
+    "throughput": {  # loglikelihood free, no fixed costs, one decode step 1.5 s at any size: 20.5-21 steps a batch
+        "prefill_tokens_per_s": 1e12,  # of 32 for the demo's generation task, so just under a second per generated example
+        "small_prefill_tokens_per_s": 1e12,
+        "decode_step_s": 1.5,
+        "small_decode_step_s": 1.5,
+        **dict.fromkeys(("startup_s", "load_s", "small_load_s", "task_index_s", "task_setup_s"), 0),
+        "prefill_slowdown": {"4": 1, "8": 1, "16": 1},
+        "decode_slowdown": {"4": 1, "8": 1, "16": 1},
+    }
+}
+
 TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 
 

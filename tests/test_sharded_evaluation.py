@@ -16,22 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_run, planned_jobs, run_snakemake
+from conftest import DECODE_ONLY_SUMMARY, copy_run, planned_jobs, run_snakemake
 from test_faults import RUN_ARGS, kill_group, start_snakemake, state, wait_for
 
 pytestmark = pytest.mark.slow
 
-SUMMARY = {
-    "throughput": {  # loglikelihood free, no fixed costs, one decode step 1.5 s at any size: 20.5-21 steps a batch
-        "prefill_tokens_per_s": 1e12,  # of 32 for the demo's generation task, so just under a second per generated example
-        "small_prefill_tokens_per_s": 1e12,
-        "decode_step_s": 1.5,
-        "small_decode_step_s": 1.5,
-        **dict.fromkeys(("startup_s", "load_s", "small_load_s", "task_index_s", "task_setup_s"), 0),
-        "prefill_slowdown": {"4": 1, "8": 1, "16": 1},
-        "decode_slowdown": {"4": 1, "8": 1, "16": 1},
-    }
-}
 SHARDED = {"max_job_hours": 12 / 3600, "min_shard_examples": 8, "languages_per_shard": 2}
 # Each shard's own score files under results/scores/tiny/<variant>/ (demo_gen's languages are then merged).
 SHARD_OUTPUTS = {
@@ -65,7 +54,7 @@ def scenario(small_run, tmp_path_factory):
     config["finetune"]["bits"] = [16]
     config["evaluation"].update(SHARDED)
     config["estimate"] = {"gpu_summary": "summary.json"}
-    (work / "summary.json").write_text(json.dumps(SUMMARY))
+    (work / "summary.json").write_text(json.dumps(DECODE_ONLY_SUMMARY))
     config_file = work / "config-sharded.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     facts = {"work": work, "src": src, "plan": planned_jobs(work, config=config_file), "copied": state(work)}

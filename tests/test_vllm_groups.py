@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import REPO, planned_jobs, small_config, write_config
+from conftest import DECODE_ONLY_SUMMARY, REPO, planned_jobs, small_config, write_config
 from maple.config.lora_groups import LoraGroup, lora_groups
 from maple.config.study import ConfigError
 from maple.config.validation import checked_study
@@ -105,24 +105,13 @@ def test_a_vllm_tasks_shards_are_sized_on_its_largest_group(maple_vllm):
     assert {lang for s in shards["xquad"] for lang in s.languages} == set(study.tasks["xquad"].languages)
 
 
-# One second per generated example, loglikelihood free, no load time (as tests/test_sharded_evaluation.py): with
+# One second per generated example, loglikelihood free, no load time (conftest.DECODE_ONLY_SUMMARY): with
 # max_job_hours at 24 s, one variant's language (16 examples) fits a job, the 16-bit group's three do not.
-SUMMARY = {
-    "throughput": {  # loglikelihood free, no fixed costs, one decode step 1.5 s at any size: 20.5-21 steps a batch
-        "prefill_tokens_per_s": 1e12,  # of 32 for the demo's generation task, so just under a second per generated example
-        "small_prefill_tokens_per_s": 1e12,
-        "decode_step_s": 1.5,
-        "small_decode_step_s": 1.5,
-        **dict.fromkeys(("startup_s", "load_s", "small_load_s", "task_index_s", "task_setup_s"), 0),
-        "prefill_slowdown": {"4": 1, "8": 1, "16": 1},
-        "decode_slowdown": {"4": 1, "8": 1, "16": 1},
-    }
-}
 
 
 def grouped_config(tmp_path):
     config = vllm_config(small_config(), "demo_gen", ranks=[4, 8])
-    (tmp_path / "summary.json").write_text(json.dumps(SUMMARY))
+    (tmp_path / "summary.json").write_text(json.dumps(DECODE_ONLY_SUMMARY))
     config["estimate"] = {"gpu_summary": str(tmp_path / "summary.json")}
     config["evaluation"].update(max_job_hours=24 / 3600, min_shard_examples=4)
     return write_config(tmp_path, config)
