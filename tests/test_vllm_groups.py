@@ -107,8 +107,6 @@ def test_a_vllm_tasks_shards_are_sized_on_its_largest_group(maple_vllm):
 
 # One second per generated example, loglikelihood free, no load time (conftest.DECODE_ONLY_SUMMARY): with
 # max_job_hours at 24 s, one variant's language (16 examples) fits a job, the 16-bit group's three do not.
-
-
 def grouped_config(tmp_path):
     config = vllm_config(small_config(), "demo_gen", ranks=[4, 8])
     (tmp_path / "summary.json").write_text(json.dumps(DECODE_ONLY_SUMMARY))
